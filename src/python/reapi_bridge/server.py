@@ -1,0 +1,129 @@
+"""Assembles storage and services into one gRPC server over a state directory."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import grpc
+
+from reapi_bridge.action_cache import ActionCache
+from reapi_bridge.cas import ContentAddressableStorage
+from reapi_bridge.config import BridgeConfig
+from reapi_bridge.instances import InstanceRegistry
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
+from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
+from reapi_bridge.services.action_cache_service import ActionCacheService
+from reapi_bridge.services.bytestream_service import ByteStreamService
+from reapi_bridge.services.capabilities_service import CapabilitiesService
+from reapi_bridge.services.cas_service import CasService
+
+logger = logging.getLogger(__name__)
+
+# Room for protobuf framing around the largest batch or stream chunk we accept.
+_MESSAGE_OVERHEAD = 1 << 20
+_MIN_MESSAGE_BYTES = 16 << 20
+
+
+class StateDirInUse(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def cas(self) -> Path:
+        return self.root / "cas"
+
+    @property
+    def action_cache_db(self) -> Path:
+        return self.root / "action-cache.sqlite3"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "bridge.lock"
+
+    @property
+    def address_file(self) -> Path:
+        return self.root / "address"
+
+
+class Bridge:
+    """A running bridge: storage opened on the state dir and a started gRPC server."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.paths = StatePaths(config.server.state_dir.resolve())
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._lock_state_dir()
+        self.cas = ContentAddressableStorage(
+            self.paths.cas,
+            max_bytes=config.cas.max_bytes,
+            fsync=config.cas.fsync,
+            upload_expiry_seconds=config.cas.upload_expiry_seconds,
+        )
+        self.action_cache = ActionCache(self.paths.action_cache_db, self.cas)
+        self.instances = InstanceRegistry(config.instances)
+        self.server: Optional[grpc.Server] = None
+        self.port: Optional[int] = None
+
+    def _lock_state_dir(self) -> int:
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateDirInUse(
+                f"state dir {self.paths.root} is in use by another reapi-bridge process"
+            )
+        return fd
+
+    def start(self) -> str:
+        s = self.config.server
+        max_message = max(s.max_batch_total_size_bytes, _MIN_MESSAGE_BYTES) + _MESSAGE_OVERHEAD
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=s.max_workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", max_message),
+                ("grpc.max_send_message_length", max_message),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        max_batch = s.max_batch_total_size_bytes
+        re_grpc.add_ContentAddressableStorageServicer_to_server(
+            CasService(self.cas, self.instances, max_batch), server
+        )
+        re_grpc.add_ActionCacheServicer_to_server(
+            ActionCacheService(self.action_cache, self.instances), server
+        )
+        re_grpc.add_CapabilitiesServicer_to_server(
+            CapabilitiesService(self.instances, max_batch, execution_enabled=False), server
+        )
+        bs_grpc.add_ByteStreamServicer_to_server(
+            ByteStreamService(self.cas, self.instances, s.read_chunk_bytes), server
+        )
+        host, _, port = s.listen.rpartition(":")
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"could not listen on {s.listen} (address in use or not available)")
+        server.start()
+        self.server, self.port = server, bound
+        address = f"grpc://{host}:{bound}"
+        self.paths.address_file.write_text(address + "\n")
+        logger.info("reapi-bridge serving on %s, instances %s", address, self.instances.names())
+        return address
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.server is not None:
+            self.server.stop(grace).wait()
+            self.server = None
+        self.action_cache.close()
+        self.paths.address_file.unlink(missing_ok=True)
+        os.close(self._lock_fd)

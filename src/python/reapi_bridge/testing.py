@@ -1,0 +1,203 @@
+"""Helpers for tests and benchmarks: a bridge on a free loopback port and REAPI client stubs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import grpc
+
+from reapi_bridge.config import BridgeConfig, CasConfig, InstanceConfig, ServerConfig
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
+from reapi_bridge.protos.google.bytestream import bytestream_pb2 as bs_pb2
+from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+]
+
+
+def digest_of(data: bytes) -> re_pb2.Digest:
+    return re_pb2.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+@dataclass
+class Client:
+    """REAPI stubs on one channel."""
+
+    channel: grpc.Channel
+    instance: str = ""
+
+    def __post_init__(self) -> None:
+        self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
+        self.ac = re_grpc.ActionCacheStub(self.channel)
+        self.capabilities = re_grpc.CapabilitiesStub(self.channel)
+        self.bytestream = bs_grpc.ByteStreamStub(self.channel)
+
+    def upload(self, data: bytes) -> re_pb2.Digest:
+        digest = digest_of(data)
+        response = self.cas.BatchUpdateBlobs(
+            re_pb2.BatchUpdateBlobsRequest(
+                instance_name=self.instance,
+                requests=[re_pb2.BatchUpdateBlobsRequest.Request(digest=digest, data=data)],
+            )
+        )
+        status = response.responses[0].status
+        if status.code != 0:
+            raise RuntimeError(f"upload failed: {status.code} {status.message}")
+        return digest
+
+    def write_resource(self, digest: re_pb2.Digest, upload_id: Optional[str] = None) -> str:
+        prefix = f"{self.instance}/" if self.instance else ""
+        upload_id = upload_id or str(uuid.uuid4())
+        return f"{prefix}uploads/{upload_id}/blobs/{digest.hash}/{digest.size_bytes}"
+
+    def read_resource(self, digest: re_pb2.Digest) -> str:
+        prefix = f"{self.instance}/" if self.instance else ""
+        return f"{prefix}blobs/{digest.hash}/{digest.size_bytes}"
+
+    def stream_upload(self, data: bytes, chunk: int = 1 << 20) -> re_pb2.Digest:
+        digest = digest_of(data)
+        name = self.write_resource(digest)
+
+        def requests():
+            offset = 0
+            while True:
+                piece = data[offset : offset + chunk]
+                last = offset + len(piece) >= len(data)
+                yield bs_pb2.WriteRequest(
+                    resource_name=name if offset == 0 else "",
+                    write_offset=offset,
+                    data=piece,
+                    finish_write=last,
+                )
+                offset += len(piece)
+                if last:
+                    return
+
+        response = self.bytestream.Write(requests())
+        assert response.committed_size == len(data)
+        return digest
+
+    def stream_read(self, digest: re_pb2.Digest, offset: int = 0, limit: int = 0) -> bytes:
+        return b"".join(
+            r.data
+            for r in self.bytestream.Read(
+                bs_pb2.ReadRequest(
+                    resource_name=self.read_resource(digest), read_offset=offset, read_limit=limit
+                )
+            )
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_test_config(state_dir: Path, instances: Sequence[InstanceConfig] = (InstanceConfig(),), **cas) -> BridgeConfig:
+    return BridgeConfig(
+        server=ServerConfig(listen="127.0.0.1:0", state_dir=state_dir, max_workers=16),
+        cas=CasConfig(**cas),
+        instances=tuple(instances),
+    )
+
+
+@contextmanager
+def running_bridge(config: BridgeConfig) -> Iterator["object"]:
+    """An in-process bridge (real gRPC server on loopback); yields the Bridge."""
+    from reapi_bridge.server import Bridge
+
+    bridge = Bridge(config)
+    bridge.start()
+    try:
+        yield bridge
+    finally:
+        bridge.stop(grace=0)
+
+
+@contextmanager
+def client_for(address: str, instance: str = "") -> Iterator[Client]:
+    channel = grpc.insecure_channel(address.replace("grpc://", ""), options=CHANNEL_OPTIONS)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        yield Client(channel, instance)
+    finally:
+        channel.close()
+
+
+class BridgeProcess:
+    """`reapi-bridge serve` as a subprocess: by default this interpreter running the package,
+    or any command (for example the built pex) given as `command`."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        command: Optional[List[str]] = None,
+        config: Optional[Path] = None,
+        extra_args: Sequence[str] = (),
+        preexec_fn=None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.command = command or [sys.executable, "-m", "reapi_bridge"]
+        self.config = config
+        self.extra_args = list(extra_args)
+        self.preexec_fn = preexec_fn
+        self.proc: Optional[subprocess.Popen] = None
+        self.address: Optional[str] = None
+        self.log_path = state_dir.parent / f"{state_dir.name}.log"
+
+    def start(self, port: int = 0) -> str:
+        args = [*self.command, "serve", "--state-dir", str(self.state_dir), "--listen", f"127.0.0.1:{port}"]
+        if self.config:
+            args += ["--config", str(self.config)]
+        args += self.extra_args
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=self.log, env=env, preexec_fn=self.preexec_fn
+        )
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("grpc://"):
+            self.proc.wait(timeout=30)
+            raise RuntimeError(
+                f"bridge did not start (exit {self.proc.returncode}): {line}\n{self.log_path.read_text()}"
+            )
+        self.address = line
+        return line
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        code = self.proc.wait(timeout=60)
+        self.log.close()
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
