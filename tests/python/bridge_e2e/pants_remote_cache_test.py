@@ -1,0 +1,121 @@
+"""Pants 2.17 itself uses the bridge as its remote cache.
+
+A small Pants project with several test targets runs twice against `reapi-bridge.pex serve`:
+the first run executes the tests and writes results to the bridge; the second run, with an
+empty local store, must report every test as "cached remotely".
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PEX = Path("reapi-bridge.pex").resolve()
+TESTS = ["alpha", "beta", "gamma", "delta"]
+
+
+def python311() -> str:
+    for name in ("python3.11",):
+        found = shutil.which(name)
+        if found:
+            return found
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for candidate in sorted(Path(pyenv_root, "versions").glob("3.11*/bin/python3.11")):
+        return str(candidate)
+    raise AssertionError("CPython 3.11 is needed to run reapi-bridge.pex and was not found")
+
+
+def write_project(root: Path, address: str) -> None:
+    (root / "pants.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [GLOBAL]
+            pants_version = "2.17.1"
+            backend_packages = ["pants.backend.shell"]
+            remote_cache_read = true
+            remote_cache_write = true
+            remote_store_address = "{address}"
+
+            [anonymous-telemetry]
+            enabled = false
+            """
+        )
+    )
+    build = []
+    for name in TESTS:
+        (root / f"{name}.txt").write_text(f"{name}\n")
+        build.append(
+            textwrap.dedent(
+                f"""\
+                files(name="{name}-data", sources=["{name}.txt"])
+                experimental_test_shell_command(
+                    name="{name}",
+                    command='test "$(cat {name}.txt)" = "{name}" && echo checked {name}',
+                    tools=["cat", "echo", "test"],
+                    execution_dependencies=[":{name}-data"],
+                )
+                """
+            )
+        )
+    (root / "BUILD").write_text("\n".join(build))
+
+
+def run_pants(root: Path, store: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(root / "home"),
+        "LANG": "C.UTF-8",
+    }
+    cmd = [
+        sys.executable,
+        "-c",
+        "from pants.bin.pants_loader import main; main()",
+        "--no-pantsd",
+        "--no-watch-filesystem",
+        f"--local-store-dir={store}",
+        f"--named-caches-dir={root / 'named-caches'}",
+        f"--pants-workdir={root / '.pants.d'}",
+        "--print-stacktrace",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+
+
+def test_second_run_is_served_from_the_bridge(tmp_path):
+    state = tmp_path / "bridge-state"
+    bridge = subprocess.Popen(
+        [python311(), str(PEX), "serve", "--state-dir", str(state), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = bridge.stdout.readline().strip()
+        assert address.startswith("grpc://127.0.0.1:"), bridge.stderr.read()
+        project = tmp_path / "project"
+        project.mkdir()
+        write_project(project, address)
+
+        first = run_pants(project, tmp_path / "store-1", "test", "::")
+        assert first.returncode == 0, first.stdout + first.stderr
+        for name in TESTS:
+            assert f"//:{name} succeeded" in first.stderr
+        assert "cached remotely" not in first.stderr
+
+        second = run_pants(project, tmp_path / "store-2", "test", "::")
+        assert second.returncode == 0, second.stdout + second.stderr
+        for name in TESTS:
+            lines = [line for line in second.stderr.splitlines() if f"//:{name} succeeded" in line]
+            assert lines and "cached remotely" in lines[0], second.stderr
+    finally:
+        bridge.terminate()
+        bridge.wait(timeout=60)
+
+    # The bridge really held the results: its action cache is not empty.
+    verify = subprocess.run(
+        [python311(), str(PEX), "verify", "--state-dir", str(state)], capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "action results: 0," not in verify.stdout
