@@ -28,6 +28,8 @@ def python311() -> str:
 
 
 def write_project(root: Path, address: str) -> None:
+    # Each test sleeps like a real test takes time: Pants 2.17 starts the local run while it
+    # looks the result up, and a test of a few milliseconds can beat any cache lookup.
     (root / "pants.toml").write_text(
         textwrap.dedent(
             f"""\
@@ -52,8 +54,8 @@ def write_project(root: Path, address: str) -> None:
                 files(name="{name}-data", sources=["{name}.txt"])
                 experimental_test_shell_command(
                     name="{name}",
-                    command='test "$(cat {name}.txt)" = "{name}" && echo checked {name}',
-                    tools=["cat", "echo", "test"],
+                    command='sleep 2 && test "$(cat {name}.txt)" = "{name}" && echo checked {name}',
+                    tools=["cat", "echo", "sleep", "test"],
                     execution_dependencies=[":{name}-data"],
                 )
                 """
