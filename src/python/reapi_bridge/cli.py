@@ -70,6 +70,39 @@ def build_parser() -> argparse.ArgumentParser:
         "what it does. Redirect it to a file to start your own.",
     )
 
+    executor = sub.add_parser(
+        "executor",
+        help="run an executor that takes actions from a bridge (or BuildGrid) over the Bots API",
+        description="Run actions for a REAPI server that speaks the Remote Workers API (this bridge, "
+        "or BuildGrid). ISA=x86-64 runs natively on x86-64 hosts; ISA=arm-a64 runs natively on "
+        "aarch64 hosts and in an emulated aarch64 userland (proot + qemu-user) on x86-64 hosts.",
+    )
+    executor.add_argument("--bridge", required=True, metavar="ADDR",
+                          help="the server to take work from, grpc://HOST:PORT")
+    executor.add_argument("--isa", required=True, choices=["x86-64", "arm-a64"],
+                          help="instruction set this executor offers (REAPI platform property ISA)")
+    executor.add_argument("--os-family", default="linux",
+                          help="REAPI platform property OSFamily (default: linux)")
+    executor.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                          help="an extra platform property to advertise (repeatable)")
+    executor.add_argument("--concurrency", type=int, default=1, metavar="N",
+                          help="actions run at once (default: 1)")
+    executor.add_argument("--work-dir", type=Path, default=Path(".crossbuild/executor"), metavar="DIR",
+                          help="sandboxes and the local input caches (default: .crossbuild/executor)")
+    executor.add_argument("--append-only-caches", type=Path, metavar="DIR",
+                          default=Path("/tmp/crossbuild-append-only-caches"),
+                          help="writable base path for Pants' append-only caches; must equal Pants' "
+                          "[GLOBAL].remote_execution_append_only_caches_base_path "
+                          "(default: /tmp/crossbuild-append-only-caches)")
+    executor.add_argument("--instance", default="", help="REAPI instance name (default: none)")
+    executor.add_argument("--name", help="executor name in results and status (default: host-isa-pid)")
+    executor.add_argument("--rootfs", type=Path, metavar="DIR",
+                          help="aarch64 root filesystem for emulated ARM64 (built if missing; default: "
+                          "next to --work-dir)")
+    executor.add_argument("--run-as", default="nobody", metavar="USER",
+                          help="when started as root, run actions as this user so they cannot write to "
+                          "the shared input caches (default: nobody; '' to keep root)")
+
     verify = sub.add_parser(
         "verify",
         help="re-hash every stored blob and check every cached result (bridge must be stopped)",
@@ -128,6 +161,36 @@ def _verify(args) -> int:
     return 1 if bad else 0
 
 
+def _executor(args) -> int:
+    from reapi_bridge.executor.main import ExecutorOptions, run_executor
+
+    extra = {}
+    for item in args.property:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"reapi-bridge executor: --property {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        extra[key] = value
+    if args.concurrency < 1:
+        print("reapi-bridge executor: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    return run_executor(
+        ExecutorOptions(
+            bridge=args.bridge,
+            isa=args.isa,
+            os_family=args.os_family,
+            extra_properties=extra,
+            concurrency=args.concurrency,
+            work_dir=args.work_dir,
+            append_only_caches=args.append_only_caches,
+            instance=args.instance,
+            name=args.name,
+            rootfs=args.rootfs,
+            run_as=args.run_as or None,
+        )
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -143,6 +206,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _serve(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "executor":
+            return _executor(args)
     except ConfigError as exc:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
         return 2

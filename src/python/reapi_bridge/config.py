@@ -42,6 +42,23 @@ fsync = true
 # Resumable ByteStream uploads not touched for this long are deleted.
 upload_expiry_seconds = 3600
 
+[execution]
+# Serve Execute, WaitExecution and the Operations service, and the Bots service executors
+# use to take work. Without executors attached, actions wait (see unmatched_grace_seconds).
+enabled = true
+# Timeout for actions that set none, and the most an action may ask for (seconds).
+default_timeout_seconds = 900
+max_timeout_seconds = 21600
+# An executor that has not checked in for this long is presumed dead: its actions go back
+# to the queue (and run elsewhere) up to max_attempts times in all, then fail.
+lease_timeout_seconds = 30
+max_attempts = 3
+# An action whose platform no registered executor offers fails after this long, naming the
+# platform, instead of waiting forever.
+unmatched_grace_seconds = 30
+# Finished operations stay answerable (WaitExecution, GetOperation) for this long.
+operation_retention_seconds = 600
+
 # One table per REAPI instance name served; clients name the instance in each request.
 # The empty name is what clients use when no instance is configured (Pants' default).
 [[instances]]
@@ -78,9 +95,21 @@ class CasConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    enabled: bool = True
+    default_timeout_seconds: float = 900.0
+    max_timeout_seconds: float = 21600.0
+    lease_timeout_seconds: float = 30.0
+    max_attempts: int = 3
+    unmatched_grace_seconds: float = 30.0
+    operation_retention_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     cas: CasConfig = field(default_factory=CasConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     instances: Tuple[InstanceConfig, ...] = (InstanceConfig(),)
 
     def instance(self, name: str) -> Optional[InstanceConfig]:
@@ -132,7 +161,7 @@ def _check_keys(table: Mapping[str, Any], allowed: set, where: str) -> None:
 
 
 def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
-    _check_keys(data, {"server", "cas", "instances"}, "config")
+    _check_keys(data, {"server", "cas", "execution", "instances"}, "config")
     s = data.get("server", {})
     _check_keys(s, set(ServerConfig.__dataclass_fields__), "[server]")
     d = ServerConfig()
@@ -159,6 +188,27 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
             c, "upload_expiry_seconds", float, dc.upload_expiry_seconds, "[cas]"
         ),
     )
+    e = data.get("execution", {})
+    _check_keys(e, set(ExecutionConfig.__dataclass_fields__), "[execution]")
+    de = ExecutionConfig()
+    execution = ExecutionConfig(
+        enabled=_typed(e, "enabled", bool, de.enabled, "[execution]"),
+        **{
+            name: _typed(e, name, float, getattr(de, name), "[execution]")
+            for name in (
+                "default_timeout_seconds",
+                "max_timeout_seconds",
+                "lease_timeout_seconds",
+                "unmatched_grace_seconds",
+                "operation_retention_seconds",
+            )
+        },
+        max_attempts=_typed(e, "max_attempts", int, de.max_attempts, "[execution]"),
+    )
+    if execution.max_attempts < 1:
+        raise ConfigError("[execution].max_attempts: must be at least 1")
+    if execution.default_timeout_seconds > execution.max_timeout_seconds:
+        raise ConfigError("[execution].default_timeout_seconds: must not exceed max_timeout_seconds")
     raw_instances = data.get("instances", [{"name": ""}])
     if not isinstance(raw_instances, list) or not raw_instances:
         raise ConfigError("[[instances]]: expected at least one [[instances]] table")
@@ -182,7 +232,7 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
         if any(other.name == inst.name for other in instances):
             raise ConfigError(f"{where}.name: instance {inst.name!r} is configured twice")
         instances.append(inst)
-    return BridgeConfig(server=server, cas=cas, instances=tuple(instances))
+    return BridgeConfig(server=server, cas=cas, execution=execution, instances=tuple(instances))
 
 
 def load_config(path: Optional[Path]) -> BridgeConfig:

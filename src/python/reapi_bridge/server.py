@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import threading
+
 import grpc
+from google.longrunning import operations_pb2_grpc
 
 from reapi_bridge.action_cache import ActionCache
 from reapi_bridge.cas import ContentAddressableStorage
@@ -18,10 +21,14 @@ from reapi_bridge.config import BridgeConfig
 from reapi_bridge.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
+from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2_grpc
+from reapi_bridge.services.bots_service import BotsService
+from reapi_bridge.services.execution_service import ExecutionService, OperationsService
 from reapi_bridge.services.action_cache_service import ActionCacheService
 from reapi_bridge.services.bytestream_service import ByteStreamService
 from reapi_bridge.services.capabilities_service import CapabilitiesService
 from reapi_bridge.services.cas_service import CasService
+from reapi_bridge.scheduler import Job, Scheduler, SchedulerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +78,32 @@ class Bridge:
         )
         self.action_cache = ActionCache(self.paths.action_cache_db, self.cas)
         self.instances = InstanceRegistry(config.instances)
+        e = config.execution
+        self.scheduler = Scheduler(
+            SchedulerSettings(
+                max_attempts=e.max_attempts,
+                lease_timeout_seconds=e.lease_timeout_seconds,
+                unmatched_grace_seconds=e.unmatched_grace_seconds,
+                operation_retention_seconds=e.operation_retention_seconds,
+            ),
+            on_success=self._cache_result,
+        )
         self.server: Optional[grpc.Server] = None
         self.port: Optional[int] = None
+        self._stopping = threading.Event()
+        self._reaper: Optional[threading.Thread] = None
+
+    def _cache_result(self, job: Job) -> None:
+        result = job.outcome.result if job.outcome else None
+        if job.cacheable and result is not None and result.exit_code == 0:
+            self.action_cache.put(job.instance, job.action_digest, result)
+
+    def _reap_forever(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                self.scheduler.reap()
+            except Exception:
+                logger.exception("scheduler upkeep failed")
 
     def _lock_state_dir(self) -> int:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -103,9 +134,26 @@ class Bridge:
         re_grpc.add_ActionCacheServicer_to_server(
             ActionCacheService(self.action_cache, self.instances), server
         )
+        execution = self.config.execution
         re_grpc.add_CapabilitiesServicer_to_server(
-            CapabilitiesService(self.instances, max_batch, execution_enabled=False), server
+            CapabilitiesService(self.instances, max_batch, execution_enabled=execution.enabled), server
         )
+        if execution.enabled:
+            re_grpc.add_ExecutionServicer_to_server(
+                ExecutionService(
+                    self.cas,
+                    self.action_cache,
+                    self.scheduler,
+                    self.instances,
+                    execution.default_timeout_seconds,
+                    execution.max_timeout_seconds,
+                ),
+                server,
+            )
+            operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(self.scheduler), server)
+            bots_pb2_grpc.add_BotsServicer_to_server(BotsService(self.scheduler), server)
+            self._reaper = threading.Thread(target=self._reap_forever, name="scheduler-upkeep", daemon=True)
+            self._reaper.start()
         bs_grpc.add_ByteStreamServicer_to_server(
             ByteStreamService(self.cas, self.instances, s.read_chunk_bytes), server
         )
@@ -121,6 +169,8 @@ class Bridge:
         return address
 
     def stop(self, grace: float = 5.0) -> None:
+        self._stopping.set()
+        self.scheduler.shutdown()
         if self.server is not None:
             self.server.stop(grace).wait()
             self.server = None

@@ -201,3 +201,84 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return predicate()
+
+
+def upload_directory(client: Client, files: dict) -> re_pb2.Digest:
+    """Uploads a tree given as {"path/to/file": bytes or (bytes, executable)}; returns its root."""
+    tree: dict = {}
+    for path, content in files.items():
+        data, executable = content if isinstance(content, tuple) else (content, False)
+        node = tree
+        *dirs, name = path.split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = (data, executable)
+
+    def build(node: dict) -> re_pb2.Digest:
+        directory = re_pb2.Directory()
+        for name in sorted(node):
+            value = node[name]
+            if isinstance(value, dict):
+                directory.directories.add(name=name, digest=build(value))
+            else:
+                data, executable = value
+                directory.files.add(name=name, digest=client.upload(data), is_executable=executable)
+        return client.upload(directory.SerializeToString(deterministic=True))
+
+    return build(tree)
+
+
+def make_action(
+    client: Client,
+    argv: Sequence[str],
+    *,
+    files: Optional[dict] = None,
+    env: Optional[dict] = None,
+    output_paths: Sequence[str] = (),
+    platform: Optional[dict] = None,
+    timeout_seconds: float = 0,
+    working_directory: str = "",
+    salt: bytes = b"",
+) -> re_pb2.Digest:
+    """Uploads a Command, its input root and an Action; platform goes on Command.platform, as
+    Pants sends it."""
+    command = re_pb2.Command(
+        arguments=list(argv),
+        environment_variables=[
+            re_pb2.Command.EnvironmentVariable(name=k, value=v) for k, v in sorted((env or {}).items())
+        ],
+        output_paths=sorted(output_paths),
+        working_directory=working_directory,
+    )
+    for k, v in sorted((platform or {}).items()):
+        command.platform.properties.add(name=k, value=v)
+    action = re_pb2.Action(
+        command_digest=client.upload(command.SerializeToString(deterministic=True)),
+        input_root_digest=upload_directory(client, files or {}),
+        salt=salt,
+    )
+    if timeout_seconds:
+        action.timeout.FromNanoseconds(int(timeout_seconds * 1e9))
+    return client.upload(action.SerializeToString(deterministic=True))
+
+
+def execute(client: Client, action_digest: re_pb2.Digest, skip_cache_lookup: bool = False):
+    """Runs Execute to the end; returns (ExecuteResponse, list of stages seen)."""
+    from google.longrunning import operations_pb2  # noqa: F401
+
+    stub = re_grpc.ExecutionStub(client.channel)
+    stages = []
+    last = None
+    for op in stub.Execute(
+        re_pb2.ExecuteRequest(
+            instance_name=client.instance, action_digest=action_digest, skip_cache_lookup=skip_cache_lookup
+        )
+    ):
+        meta = re_pb2.ExecuteOperationMetadata()
+        op.metadata.Unpack(meta)
+        stages.append(meta.stage)
+        last = op
+    assert last is not None and last.done
+    response = re_pb2.ExecuteResponse()
+    last.response.Unpack(response)
+    return response, stages

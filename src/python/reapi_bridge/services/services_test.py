@@ -37,7 +37,7 @@ def test_capabilities(client):
     assert list(caps.cache_capabilities.digest_functions) == [re_pb2.DigestFunction.SHA256]
     assert caps.cache_capabilities.max_batch_total_size_bytes == 4 << 20
     assert caps.cache_capabilities.action_cache_update_capabilities.update_enabled
-    assert not caps.execution_capabilities.exec_enabled
+    assert caps.execution_capabilities.exec_enabled
     ci = client.capabilities.GetCapabilities(re_pb2.GetCapabilitiesRequest(instance_name="ci/main"))
     assert not ci.cache_capabilities.action_cache_update_capabilities.update_enabled
 

@@ -1,0 +1,209 @@
+"""Runs one REAPI action: inputs in, process run, outputs and logs uploaded, ActionResult out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Protocol, Sequence, Tuple
+
+from google.protobuf import timestamp_pb2
+
+from reapi_bridge.digests import BlobDigest
+from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
+from reapi_bridge.executor.outputs import collect_outputs, digest_file
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+
+logger = logging.getLogger(__name__)
+
+CHROOT_MARKER = "{chroot}"
+# google.rpc codes used in results
+OK, CANCELLED, DEADLINE_EXCEEDED, INVALID_ARGUMENT, INTERNAL = 0, 1, 4, 3, 13
+
+
+class CommandWrapper(Protocol):
+    def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]: ...
+
+
+class Direct:
+    """Runs argv as it is, on this host."""
+
+    def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]:
+        return list(argv)
+
+
+@dataclass(frozen=True)
+class RunAs:
+    uid: int
+    gid: int
+    name: str
+
+    @classmethod
+    def user(cls, name: str) -> "RunAs":
+        entry = pwd.getpwnam(name)
+        return cls(entry.pw_uid, entry.pw_gid, name)
+
+
+@dataclass
+class RunOutcome:
+    result: re_pb2.ActionResult
+    status_code: int = OK
+    message: str = ""
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def _proto(d: BlobDigest) -> re_pb2.Digest:
+    return re_pb2.Digest(hash=d.hash, size_bytes=d.size)
+
+
+class ActionRunner:
+    def __init__(
+        self,
+        cas: CasClient,
+        materializer: InputMaterializer,
+        work_root: Path,
+        worker_name: str,
+        *,
+        wrapper: CommandWrapper = Direct(),
+        append_only_caches: Optional[Path] = None,
+        run_as: Optional[RunAs] = None,
+    ) -> None:
+        self.cas = cas
+        self.materializer = materializer
+        self.work_root = work_root
+        self.worker_name = worker_name
+        self.wrapper = wrapper
+        self.append_only_caches = append_only_caches
+        self.run_as = run_as
+        work_root.mkdir(parents=True, exist_ok=True)
+        if append_only_caches is not None:
+            append_only_caches.mkdir(parents=True, exist_ok=True)
+            if run_as is not None:
+                os.chown(append_only_caches, run_as.uid, run_as.gid)
+
+    def run(self, action: re_pb2.Action, cancelled: threading.Event) -> RunOutcome:
+        meta = re_pb2.ExecutedActionMetadata(worker=self.worker_name, worker_start_timestamp=_now())
+        sandbox = self.work_root / uuid.uuid4().hex
+        try:
+            meta.input_fetch_start_timestamp.CopyFrom(_now())
+            command = re_pb2.Command.FromString(self.cas.read(BlobDigest.from_proto(action.command_digest)))
+            root = sandbox / "root"
+            self.materializer.materialize(BlobDigest.from_proto(action.input_root_digest), root)
+            meta.input_fetch_completed_timestamp.CopyFrom(_now())
+            return self._run_in(sandbox, root, action, command, meta, cancelled)
+        finally:
+            remove_tree(sandbox)
+
+    def _run_in(self, sandbox, root, action, command, meta, cancelled) -> RunOutcome:
+        root_str = str(root)
+        argv = [a.replace(CHROOT_MARKER, root_str) for a in command.arguments]
+        env = {v.name: v.value.replace(CHROOT_MARKER, root_str) for v in command.environment_variables}
+        workdir = root / command.working_directory
+        workdir.mkdir(parents=True, exist_ok=True)
+        for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
+            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            self._hand_over(root)
+        binds = [root] + ([self.append_only_caches] if self.append_only_caches else [])
+        wrapped = self._drop_privileges(self.wrapper.wrap(argv, cwd=workdir, binds=binds))
+        timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+        stdout_path, stderr_path = sandbox / "stdout", sandbox / "stderr"
+        meta.execution_start_timestamp.CopyFrom(_now())
+        status, message, exit_code = OK, "", -1
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(
+                    wrapped,
+                    cwd=workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                err.write(f"could not start {argv[0] if argv else '(empty argv)'}: {exc}\n".encode())
+                exit_code = 127
+                proc = None
+            if proc is not None:
+                status, message, exit_code = self._wait(proc, timeout, cancelled)
+        meta.execution_completed_timestamp.CopyFrom(_now())
+        meta.output_upload_start_timestamp.CopyFrom(_now())
+        outputs = collect_outputs(workdir, command)
+        blobs = dict(outputs.blobs)
+        stdout_digest = digest_file(stdout_path)
+        stderr_digest = digest_file(stderr_path)
+        blobs[stdout_digest] = stdout_path
+        blobs[stderr_digest] = stderr_path
+        self.cas.upload(blobs)
+        meta.output_upload_completed_timestamp.CopyFrom(_now())
+        meta.worker_completed_timestamp.CopyFrom(_now())
+        result = re_pb2.ActionResult(
+            output_files=outputs.files,
+            output_directories=outputs.directories,
+            output_symlinks=outputs.symlinks,
+            exit_code=exit_code,
+            stdout_digest=_proto(stdout_digest),
+            stderr_digest=_proto(stderr_digest),
+            execution_metadata=meta,
+        )
+        return RunOutcome(result, status, message)
+
+    def _wait(self, proc: subprocess.Popen, timeout: float, cancelled: threading.Event) -> Tuple[int, str, int]:
+        start = time.monotonic()
+        while True:
+            try:
+                code = proc.wait(timeout=0.1)
+                return OK, "", code
+            except subprocess.TimeoutExpired:
+                pass
+            if timeout and time.monotonic() - start > timeout:
+                self._kill_group(proc)
+                return DEADLINE_EXCEEDED, f"action timed out after {timeout:g}s and was killed", proc.returncode
+            if cancelled.is_set():
+                self._kill_group(proc)
+                return CANCELLED, "action cancelled", proc.returncode
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def _hand_over(self, root: Path) -> None:
+        """Gives the sandbox's own directories (never the shared cache files) to the action user."""
+        assert self.run_as is not None
+        for dirpath, dirnames, _ in os.walk(root):
+            os.chown(dirpath, self.run_as.uid, self.run_as.gid)
+        os.chown(root.parent, self.run_as.uid, self.run_as.gid)
+
+    def _drop_privileges(self, argv: List[str]) -> List[str]:
+        """Prefixes setpriv rather than switching users inside Popen: a uid switch makes
+        Python fork instead of vfork, and a fork in a process full of gRPC threads can crash
+        the child before it execs."""
+        if self.run_as is None:
+            return argv
+        return [
+            "/usr/bin/setpriv",
+            f"--reuid={self.run_as.uid}",
+            f"--regid={self.run_as.gid}",
+            "--clear-groups",
+            "--",
+            *argv,
+        ]
+

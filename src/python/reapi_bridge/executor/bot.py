@@ -1,0 +1,165 @@
+"""The executor's side of the Remote Workers API: one bot session per concurrent slot.
+
+Each slot opens a session advertising the executor's properties, then loops on
+UpdateBotSession: an idle slot's call waits server-side for work; a busy slot reports its lease
+ACTIVE every `heartbeat_seconds` (that is what keeps the lease alive) and COMPLETED, with the
+ActionResult packed in an Any, when done. A lease the server marks CANCELLED is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import grpc
+from google.rpc import status_pb2
+
+from reapi_bridge.executor.action_runner import INTERNAL, ActionRunner, RunOutcome
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Running:
+    lease_id: str
+    thread: threading.Thread
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    outcome: Optional[RunOutcome] = None
+    error: Optional[str] = None
+
+
+class BotSlot:
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        runner: ActionRunner,
+        bot_id: str,
+        properties: Dict[str, str],
+        *,
+        instance: str = "",
+        heartbeat_seconds: float = 2.0,
+        poll_seconds: float = 15.0,
+    ) -> None:
+        self.stub = bots_pb2_grpc.BotsStub(channel)
+        self.runner = runner
+        self.bot_id = bot_id
+        self.properties = properties
+        self.instance = instance
+        self.heartbeat_seconds = heartbeat_seconds
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+        self.actions_run = 0
+        self._idle_call = None
+
+    def stop(self) -> None:
+        """Stops taking work; an idle poll is abandoned, a running action finishes first."""
+        self.stopping.set()
+        call = self._idle_call
+        if call is not None:
+            call.cancel()
+
+    def _session_message(self, status=bots_pb2.BotStatus.OK) -> bots_pb2.BotSession:
+        device = worker_pb2.Device(
+            handle=self.bot_id,
+            properties=[worker_pb2.Device.Property(key=k, value=v) for k, v in sorted(self.properties.items())],
+        )
+        return bots_pb2.BotSession(bot_id=self.bot_id, status=status, worker=worker_pb2.Worker(devices=[device]))
+
+    def serve(self) -> None:
+        """Runs until `stopping` is set; reconnects (new session) after errors."""
+        while not self.stopping.is_set():
+            try:
+                self._one_session()
+            except (grpc.RpcError, grpc.FutureCancelledError) as exc:
+                if self.stopping.is_set():
+                    break
+                if not isinstance(exc, grpc.RpcError):
+                    continue
+                logger.warning("bot %s: %s: %s; reconnecting", self.bot_id, exc.code().name, exc.details())
+                self.stopping.wait(1.0)
+
+    def _one_session(self) -> None:
+        session = self.stub.CreateBotSession(
+            bots_pb2.CreateBotSessionRequest(parent=self.instance, bot_session=self._session_message()),
+            timeout=30,
+        )
+        name = session.name
+        running: Optional[_Running] = None
+        finished: Optional[_Running] = None
+        logger.info("bot %s: session %s open with %s", self.bot_id, name, self.properties)
+        while True:
+            stopping = self.stopping.is_set()
+            status = bots_pb2.BotStatus.BOT_TERMINATING if stopping and running is None else bots_pb2.BotStatus.OK
+            request_session = self._session_message(status)
+            request_session.name = name
+            if running is not None:
+                request_session.leases.add(id=running.lease_id, state=bots_pb2.LeaseState.ACTIVE)
+            if finished is not None:
+                request_session.leases.append(self._completed_lease(finished))
+            busy = running is not None or finished is not None
+            call = self.stub.UpdateBotSession.future(
+                bots_pb2.UpdateBotSessionRequest(name=name, bot_session=request_session),
+                timeout=self.poll_seconds + 30,
+            )
+            self._idle_call = call if running is None and finished is None else None
+            if self.stopping.is_set() and self._idle_call is not None and status == bots_pb2.BotStatus.OK:
+                call.cancel()
+            try:
+                reply = call.result()
+            finally:
+                self._idle_call = None
+            finished = None
+            if status == bots_pb2.BotStatus.BOT_TERMINATING:
+                return
+            for lease in reply.leases:
+                if running is not None and lease.id == running.lease_id:
+                    if lease.state == bots_pb2.LeaseState.CANCELLED:
+                        running.cancelled.set()
+                elif running is None and lease.state == bots_pb2.LeaseState.PENDING and not stopping:
+                    running = self._start(lease)
+            if running is not None and not running.thread.is_alive():
+                finished, running = running, None
+                self.actions_run += 1
+                continue  # report it at once
+            if running is not None:
+                running.thread.join(self.heartbeat_seconds)
+                if not running.thread.is_alive():
+                    finished, running = running, None
+                    self.actions_run += 1
+            elif busy:
+                continue
+
+    def _start(self, lease: bots_pb2.Lease) -> _Running:
+        action = re_pb2.Action()
+        if not lease.payload.Unpack(action):
+            raise RuntimeError(f"lease payload {lease.payload.type_url} is not an Action")
+        holder: Dict[str, _Running] = {}
+
+        def work():
+            job = holder["job"]
+            try:
+                job.outcome = self.runner.run(action, job.cancelled)
+            except Exception as exc:  # reported as the lease's status, never dropped
+                logger.exception("bot %s: action failed on the executor", self.bot_id)
+                job.error = f"executor {self.bot_id} failed to run the action: {type(exc).__name__}: {exc}"
+
+        thread = threading.Thread(target=work, name=f"action-{lease.id}", daemon=True)
+        job = _Running(lease.id, thread)
+        holder["job"] = job
+        thread.start()
+        return job
+
+    @staticmethod
+    def _completed_lease(job: _Running) -> bots_pb2.Lease:
+        lease = bots_pb2.Lease(id=job.lease_id, state=bots_pb2.LeaseState.COMPLETED)
+        if job.outcome is not None:
+            lease.result.Pack(job.outcome.result)
+            lease.status.CopyFrom(status_pb2.Status(code=job.outcome.status_code, message=job.outcome.message))
+        else:
+            lease.status.CopyFrom(status_pb2.Status(code=INTERNAL, message=job.error or "unknown failure"))
+        return lease

@@ -1,0 +1,140 @@
+"""An executor (in this process) serving a bridge (in this process) over real gRPC."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from reapi_bridge.config import BridgeConfig, ExecutionConfig, InstanceConfig, ServerConfig
+from reapi_bridge.digests import BlobDigest
+from reapi_bridge.executor.main import Executor, ExecutorOptions
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+from reapi_bridge.testing import client_for, execute, make_action, running_bridge
+
+X86 = {"OSFamily": "linux", "ISA": "x86-64"}
+
+
+@pytest.fixture
+def bridge(tmp_path):
+    config = BridgeConfig(
+        server=ServerConfig(listen="127.0.0.1:0", state_dir=tmp_path / "state", max_workers=32),
+        execution=ExecutionConfig(lease_timeout_seconds=5, unmatched_grace_seconds=2),
+    )
+    with running_bridge(config) as b:
+        yield b
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user can traverse (pytest's tmp dirs are private to root)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="crossbuild-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def executor(bridge, open_dir):
+    ex = Executor(
+        ExecutorOptions(
+            bridge=f"127.0.0.1:{bridge.port}",
+            isa="x86-64",
+            work_dir=open_dir / "executor",
+            append_only_caches=open_dir / "named-caches",
+            concurrency=2,
+            name="test-x86",
+        )
+    )
+    ex.start()
+    yield ex
+    ex.stop()
+
+
+@pytest.fixture
+def client(bridge):
+    with client_for(f"127.0.0.1:{bridge.port}") as c:
+        yield c
+
+
+def test_runs_action_and_caches_result(client, executor, bridge):
+    action = make_action(
+        client,
+        ["/bin/sh", "-c", 'cat in/data.txt > out/copy.txt; echo "$GREETING from $(pwd)"; uname -m; mkdir -p outdir/sub; echo x > outdir/sub/f'],
+        files={"in/data.txt": b"payload\n"},
+        env={"GREETING": "hello", "PATH": "/usr/bin:/bin", "WHERE": "{chroot}/in"},
+        output_paths=["out/copy.txt", "outdir"],
+        platform=X86,
+    )
+    response, stages = execute(client, action)
+    assert response.status.code == 0, response.status.message
+    result = response.result
+    assert result.exit_code == 0
+    stdout = client.stream_read(result.stdout_digest).decode()
+    assert "hello from " in stdout and "x86_64" in stdout
+    assert result.execution_metadata.worker.startswith("test-x86")
+    assert [f.path for f in result.output_files] == ["out/copy.txt"]
+    assert client.stream_read(result.output_files[0].digest) == b"payload\n"
+    assert [d.path for d in result.output_directories] == ["outdir"]
+    assert re_pb2.ExecutionStage.COMPLETED == stages[-1]
+    again, _ = execute(client, action)
+    assert again.cached_result and again.result == result
+
+
+def test_chroot_marker_is_replaced(client, executor):
+    action = make_action(
+        client,
+        ["/bin/sh", "-c", 'test -f "$DATA" && echo "{chroot}" | grep -v "{"'],
+        files={"d.txt": b"1"},
+        env={"DATA": "{chroot}/d.txt"},
+        platform=X86,
+    )
+    response, _ = execute(client, action)
+    assert response.result.exit_code == 0, client.stream_read(response.result.stderr_digest)
+
+
+def test_timeout_is_deadline_exceeded(client, executor):
+    action = make_action(client, ["/bin/sleep", "30"], platform=X86, timeout_seconds=1)
+    response, _ = execute(client, action)
+    assert response.status.code == 4  # DEADLINE_EXCEEDED
+
+
+def test_missing_input_is_precondition_failure(client, executor):
+    from google.rpc import error_details_pb2
+
+    action = re_pb2.Action(
+        command_digest=re_pb2.Digest(hash="a" * 64, size_bytes=10),
+        input_root_digest=client.upload(re_pb2.Directory().SerializeToString()),
+    )
+    digest = client.upload(action.SerializeToString())
+    response, _ = execute(client, digest)
+    assert response.status.code == 9
+    failure = error_details_pb2.PreconditionFailure()
+    assert response.status.details[0].Unpack(failure)
+    assert [(v.type, v.subject) for v in failure.violations] == [("MISSING", f"blobs/{'a' * 64}/10")]
+
+
+def test_unmatchable_platform_fails_fast(client, executor):
+    action = make_action(client, ["/bin/true"], platform={"OSFamily": "linux", "ISA": "riscv64"})
+    response, _ = execute(client, action)
+    assert response.status.code == 9
+    assert "ISA=riscv64" in response.status.message
+
+
+def test_action_cannot_corrupt_cached_inputs(client, executor, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the unprivileged action user is only used when the executor runs as root")
+    files = {"tool/data.txt": b"original\n"}
+    attack = make_action(
+        client,
+        ["/bin/sh", "-c", "echo corrupted > tool/data.txt; echo corrupted >> tool/data.txt; cat tool/data.txt"],
+        files=files,
+        platform=X86,
+    )
+    execute(client, attack)
+    check = make_action(client, ["/bin/cat", "tool/data.txt"], files=files, platform=X86, salt=b"2")
+    response, _ = execute(client, check)
+    assert client.stream_read(response.result.stdout_digest) == b"original\n"

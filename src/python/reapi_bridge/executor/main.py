@@ -1,0 +1,156 @@
+"""`reapi-bridge executor`: an x86-64 or ARM64 executor that takes work over the Bots API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import grpc
+
+from reapi_bridge.executor.action_runner import ActionRunner, CommandWrapper, Direct, RunAs
+from reapi_bridge.executor.bot import BotSlot
+from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.executor.inputs import InputMaterializer
+
+logger = logging.getLogger(__name__)
+
+HOST_ISA = {"x86_64": "x86-64", "amd64": "x86-64", "aarch64": "arm-a64", "arm64": "arm-a64"}
+DEFAULT_APPEND_ONLY_CACHES = Path("/tmp/crossbuild-append-only-caches")
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.keepalive_time_ms", 30000),
+]
+
+
+class ExecutorSetupError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    bridge: str
+    isa: str
+    os_family: str = "linux"
+    extra_properties: Dict[str, str] = None  # type: ignore[assignment]
+    concurrency: int = 1
+    work_dir: Path = Path(".crossbuild/executor")
+    append_only_caches: Path = DEFAULT_APPEND_ONLY_CACHES
+    instance: str = ""
+    name: Optional[str] = None
+    rootfs: Optional[Path] = None
+    run_as: Optional[str] = "nobody"
+
+    @property
+    def properties(self) -> Dict[str, str]:
+        props = {"OSFamily": self.os_family, "ISA": self.isa}
+        props.update(self.extra_properties or {})
+        return props
+
+
+def command_wrapper(options: ExecutorOptions) -> CommandWrapper:
+    """How processes run for this ISA on this host; proves it before any work is taken."""
+    host = HOST_ISA.get(platform.machine().lower())
+    if options.isa == host:
+        return Direct()
+    if options.isa == "arm-a64" and host == "x86-64":
+        from reapi_bridge.executor import arm64_userland
+
+        rootfs = options.rootfs or options.work_dir.parent / "arm64-rootfs"
+        if not (rootfs / "bin" / "busybox").exists():
+            logger.info("building the aarch64 userland at %s", rootfs)
+            arm64_userland.build_rootfs(rootfs)
+        userland = arm64_userland.Arm64Userland.detect(rootfs)
+        machine = arm64_userland.prove_aarch64(userland)
+        logger.info("emulated userland answers uname -m = %s", machine)
+        return userland
+    raise ExecutorSetupError(
+        f"this {platform.machine()} host cannot run ISA={options.isa} actions "
+        "(x86-64 hosts run x86-64 natively and arm-a64 emulated; aarch64 hosts run arm-a64)"
+    )
+
+
+def check_reachable(path: Path, user: str) -> None:
+    """Actions run as `user` must be able to walk down to their sandboxes."""
+    path.mkdir(parents=True, exist_ok=True)
+    for ancestor in [path, *path.parents]:
+        if not os.stat(ancestor).st_mode & 0o001:
+            raise ExecutorSetupError(
+                f"{ancestor} is not searchable by others, so actions run as {user!r} cannot reach "
+                f"{path}; pick a work dir outside it, or pass --run-as '' to run actions as root"
+            )
+
+
+class Executor:
+    def __init__(self, options: ExecutorOptions) -> None:
+        self.options = options
+        self.name = options.name or f"{socket.gethostname()}-{options.isa}-{os.getpid()}"
+        wrapper = command_wrapper(options)
+        address = options.bridge.replace("grpc://", "")
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        cas = CasClient(self.channel, options.instance)
+        work = options.work_dir.resolve()
+        materializer = InputMaterializer(cas, work / "cache")
+        run_as = None
+        if options.run_as and os.geteuid() == 0:
+            try:
+                run_as = RunAs.user(options.run_as)
+            except KeyError:
+                raise ExecutorSetupError(f"--run-as user {options.run_as!r} does not exist")
+            if not Path("/usr/bin/setpriv").exists():
+                raise ExecutorSetupError("running actions as another user needs /usr/bin/setpriv (util-linux)")
+            for path in (work, options.append_only_caches.resolve()):
+                check_reachable(path, options.run_as)
+        self.slots: List[BotSlot] = []
+        for i in range(options.concurrency):
+            runner = ActionRunner(
+                cas,
+                materializer,
+                work / "sandboxes",
+                f"{self.name}/{i}",
+                wrapper=wrapper,
+                append_only_caches=options.append_only_caches,
+                run_as=run_as,
+            )
+            self.slots.append(
+                BotSlot(self.channel, runner, f"{self.name}/{i}", options.properties, instance=options.instance)
+            )
+        self._threads: List[threading.Thread] = []
+
+    def start(self) -> None:
+        for slot in self.slots:
+            t = threading.Thread(target=slot.serve, name=f"bot-{slot.bot_id}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, wait: bool = True) -> None:
+        for slot in self.slots:
+            slot.stop()
+        if wait:
+            for t in self._threads:
+                t.join(timeout=60)
+        self.channel.close()
+
+
+def run_executor(options: ExecutorOptions) -> int:
+    try:
+        executor = Executor(options)
+    except ExecutorSetupError as exc:
+        print(f"reapi-bridge executor: {exc}", flush=True)
+        return 1
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    executor.start()
+    print(f"executor {executor.name} serving {options.properties} for {options.bridge}", flush=True)
+    while not stopping.wait(3600):
+        pass
+    executor.stop()
+    return 0
