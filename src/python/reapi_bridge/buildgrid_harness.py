@@ -25,6 +25,8 @@ schema.yml and reference.yml):
   any other platform property an Action carries must be a listed match or wildcard key, or
   Execute fails with FAILED_PRECONDITION "Unregistered platform property".
 - The instance name "" works: bot session names are then "/<uuid>", whose parent part is "".
+- `max-job-attempts` of !sql-scheduler is accepted but ignored by 0.4.4 (load_sql_scheduler never
+  passes it on): a job is always tried up to 5 times, so the harness does not offer it.
 - The database must be migrated (`bgd migrate apply CONNECTION_STRING`) before `bgd server start`,
   and the connection string must use psycopg2 (`postgresql+psycopg2://`): BuildGrid's LISTEN/NOTIFY
   notifier calls psycopg2's Connection.poll().
@@ -378,7 +380,6 @@ class BuildGridServer:
         match_property_keys: Sequence[str] = DEFAULT_MATCH_KEYS,
         wildcard_property_keys: Sequence[str] = (),
         bot_session_keepalive_timeout: int = 60,
-        max_job_attempts: int = 5,
         max_execution_timeout: int = 7200,
         session_expiry_timer_interval: float = 10.0,
         assigner_interval: float = 0.2,
@@ -388,7 +389,12 @@ class BuildGridServer:
     ) -> None:
         resolved = Path(venv) if venv else find_buildgrid_venv()
         if resolved is None or not (resolved / "bin" / "bgd").exists():
-            where = str(resolved) if resolved else f"${VENV_ENV_VAR} or ./{VENV_RELATIVE_PATH} (walking up from cwd)"
+            if resolved:
+                where = str(resolved)
+            elif os.environ.get(VENV_ENV_VAR):
+                where = f"${VENV_ENV_VAR}={os.environ[VENV_ENV_VAR]}"
+            else:
+                where = f"./{VENV_RELATIVE_PATH} (walking up from {Path.cwd()}; ${VENV_ENV_VAR} is unset)"
             raise HarnessError(f"no BuildGrid venv with bin/bgd at {where}: {INSTALL_HINT}")
         self.venv = resolved
         self.bgd = resolved / "bin" / "bgd"
@@ -399,7 +405,6 @@ class BuildGridServer:
         self.match_property_keys = list(dict.fromkeys(match_property_keys))
         self.wildcard_property_keys = list(dict.fromkeys(wildcard_property_keys))
         self.bot_session_keepalive_timeout = bot_session_keepalive_timeout
-        self.max_job_attempts = max_job_attempts
         self.max_execution_timeout = max_execution_timeout
         self.session_expiry_timer_interval = session_expiry_timer_interval
         self.assigner_interval = assigner_interval
@@ -468,7 +473,6 @@ schedulers:
       wildcard-property-keys: {keys(self.wildcard_property_keys)}
     bot-session-keepalive-timeout: {int(self.bot_session_keepalive_timeout)}
     session-expiry-timer-interval: {float(self.session_expiry_timer_interval)}
-    max-job-attempts: {int(self.max_job_attempts)}
     max-execution-timeout: {int(self.max_execution_timeout)}
     assigners:
       - !priority-age-assigner

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import List, Optional
+
+import grpc
 
 from reapi_bridge.config import DEFAULT_CONFIG_TOML, ConfigError, load_config
 
@@ -103,6 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
                           help="when started as root, run actions as this user so they cannot write to "
                           "the shared input caches (default: nobody; '' to keep root)")
 
+    up = sub.add_parser(
+        "up",
+        help="start the embedded default in the background: a bridge, an x86-64 and an ARM64 executor",
+        description="Start reapi-bridge and one x86-64 and one ARM64 executor (emulated on x86-64 hosts) "
+        "as background processes, unless they already run from this state dir; wait until both "
+        "executors have registered, then print the address to put in pants.toml.",
+    )
+    up.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
+                    help="where the bridge, executors and logs keep their state (default: .crossbuild/cluster)")
+    up.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
+                    help="address for the bridge (default: 127.0.0.1:8980; port 0 picks a free one)")
+    up.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
+    up.add_argument("--concurrency", type=int, default=max(1, (os.cpu_count() or 2) // 2), metavar="N",
+                    help="actions each executor runs at once (default: half the CPUs, at least 1)")
+
+    status = sub.add_parser(
+        "status",
+        help="show executors, queues, cache size and hit rate of a running bridge",
+        description="Ask a running bridge for its executors (name, properties, busy/idle), queue lengths "
+        "per platform, CAS size and action-cache hit rate.",
+    )
+    status.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
+                        help="state dir given to `up` (default: .crossbuild/cluster)")
+    status.add_argument("--bridge", metavar="ADDR", help="ask this bridge instead (grpc://HOST:PORT)")
+
+    down = sub.add_parser("down", help="stop what `up` started", description="Stop the executors, then the bridge, started by `up`.")
+    down.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
+                      help="state dir given to `up` (default: .crossbuild/cluster)")
+
     verify = sub.add_parser(
         "verify",
         help="re-hash every stored blob and check every cached result (bridge must be stopped)",
@@ -161,6 +193,46 @@ def _verify(args) -> int:
     return 1 if bad else 0
 
 
+PANTS_SNIPPET = """\
+Use it from Pants (pants.toml, or flags):
+  [GLOBAL]
+  remote_execution = true
+  remote_cache_read = true
+  remote_cache_write = true
+  remote_store_address = "{address}"
+  remote_execution_address = "{address}"
+"""
+
+
+def _cluster(args) -> int:
+    from reapi_bridge.local_cluster import ClusterError, LocalCluster, fetch_status
+
+    cluster = LocalCluster(args.state_dir)
+    try:
+        if args.command == "up":
+            address = cluster.up(args.listen, args.config, args.concurrency)
+            print(address)
+            print(PANTS_SNIPPET.format(address=address), file=sys.stderr)
+            return 0
+        if args.command == "down":
+            cluster.down()
+            return 0
+        from reapi_bridge.services.status_service import format_report
+
+        address = args.bridge or cluster.load().address
+        if not address:
+            print(f"reapi-bridge: nothing was started from {cluster.state_dir}; pass --bridge", file=sys.stderr)
+            return 1
+        print(format_report(fetch_status(address), address))
+        return 0
+    except ClusterError as exc:
+        print(f"reapi-bridge: {exc}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as exc:
+        print(f"reapi-bridge: the bridge did not answer: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+
+
 def _executor(args) -> int:
     from reapi_bridge.executor.main import ExecutorOptions, run_executor
 
@@ -208,6 +280,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _verify(args)
         if args.command == "executor":
             return _executor(args)
+        if args.command in ("up", "status", "down"):
+            return _cluster(args)
     except ConfigError as exc:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,9 @@ from reapi_bridge.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2_grpc
+from reapi_bridge.protos.crossbuild.bridge.v1 import status_pb2_grpc
 from reapi_bridge.services.bots_service import BotsService
+from reapi_bridge.services.status_service import StatusService
 from reapi_bridge.services.execution_service import ExecutionService, OperationsService
 from reapi_bridge.services.action_cache_service import ActionCacheService
 from reapi_bridge.services.bytestream_service import ByteStreamService
@@ -154,6 +156,9 @@ class Bridge:
             bots_pb2_grpc.add_BotsServicer_to_server(BotsService(self.scheduler), server)
             self._reaper = threading.Thread(target=self._reap_forever, name="scheduler-upkeep", daemon=True)
             self._reaper.start()
+        status_pb2_grpc.add_BridgeStatusServicer_to_server(
+            StatusService(self.cas, self.action_cache, self.scheduler, self.instances), server
+        )
         bs_grpc.add_ByteStreamServicer_to_server(
             ByteStreamService(self.cas, self.instances, s.read_chunk_bytes), server
         )

@@ -296,6 +296,13 @@ class Arm64Userland:
             raise UserlandError(
                 f"working directory {cwd} does not exist inside the userland (host: {host_cwd})"
             )
+        if "/" not in argv[0]:
+            # proot looks a bare name up only on the PATH it is given, and REAPI actions often
+            # carry none (Pants runs `env -0` that way); execvp would use /bin:/usr/bin.
+            for guest_dir in (Path("/bin"), Path("/usr/bin")):
+                if (self._host_path(guest_dir, mounts) / argv[0]).exists():
+                    argv[0] = str(guest_dir / argv[0])
+                    break
         cmd = [str(self.proot), "-q", str(self.qemu), "-r", str(self.rootfs), "-w", str(cwd)]
         for host, guest in mounts:
             cmd += ["-b", str(host) if host == guest else f"{host}:{guest}"]

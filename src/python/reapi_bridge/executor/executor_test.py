@@ -138,3 +138,43 @@ def test_action_cannot_corrupt_cached_inputs(client, executor, tmp_path):
     check = make_action(client, ["/bin/cat", "tool/data.txt"], files=files, platform=X86, salt=b"2")
     response, _ = execute(client, check)
     assert client.stream_read(response.result.stdout_digest) == b"original\n"
+
+
+@pytest.fixture
+def arm64_executor(bridge, open_dir):
+    ex = Executor(
+        ExecutorOptions(
+            bridge=f"127.0.0.1:{bridge.port}",
+            isa="arm-a64",
+            work_dir=open_dir / "executor-arm64",
+            append_only_caches=open_dir / "named-caches",
+            rootfs=open_dir / "rootfs",
+            name="test-arm64",
+        )
+    )
+    ex.start()
+    yield ex
+    ex.stop()
+
+
+def test_arm64_executor_runs_in_aarch64_userland(client, executor, arm64_executor):
+    arm = {"OSFamily": "linux", "ISA": "arm-a64"}
+    action = make_action(
+        client,
+        ["/bin/sh", "-c", "uname -m; cat in.txt; echo made > out.txt"],
+        files={"in.txt": b"input on arm\n"},
+        env={"PATH": "/bin:/usr/bin"},
+        output_paths=["out.txt"],
+        platform=arm,
+    )
+    response, _ = execute(client, action)
+    result = response.result
+    assert result.exit_code == 0, client.stream_read(result.stderr_digest)
+    assert client.stream_read(result.stdout_digest) == b"aarch64\ninput on arm\n"
+    assert result.execution_metadata.worker.startswith("test-arm64")
+    assert client.stream_read(result.output_files[0].digest) == b"made\n"
+    # The same command for x86-64 is another action, run by the other executor.
+    x86 = make_action(client, ["/bin/sh", "-c", "uname -m"], env={"PATH": "/bin:/usr/bin"}, platform=X86)
+    response, _ = execute(client, x86)
+    assert client.stream_read(response.result.stdout_digest) == b"x86_64\n"
+    assert response.result.execution_metadata.worker.startswith("test-x86")
