@@ -5,26 +5,13 @@ the first run executes the tests and writes results to the bridge; the second ru
 empty local store, must report every test as "cached remotely".
 """
 
-import os
-import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-PEX = Path("reapi-bridge.pex").resolve()
+from bridge_e2e.pants_runner import PEX, python311, run_pants
+
 TESTS = ["alpha", "beta", "gamma", "delta"]
-
-
-def python311() -> str:
-    for name in ("python3.11",):
-        found = shutil.which(name)
-        if found:
-            return found
-    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    for candidate in sorted(Path(pyenv_root, "versions").glob("3.11*/bin/python3.11")):
-        return str(candidate)
-    raise AssertionError("CPython 3.11 is needed to run reapi-bridge.pex and was not found")
 
 
 def write_project(root: Path, address: str) -> None:
@@ -62,27 +49,6 @@ def write_project(root: Path, address: str) -> None:
             )
         )
     (root / "BUILD").write_text("\n".join(build))
-
-
-def run_pants(root: Path, store: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root / "home"),
-        "LANG": "C.UTF-8",
-    }
-    cmd = [
-        sys.executable,
-        "-c",
-        "from pants.bin.pants_loader import main; main()",
-        "--no-pantsd",
-        "--no-watch-filesystem",
-        f"--local-store-dir={store}",
-        f"--named-caches-dir={root / 'named-caches'}",
-        f"--pants-workdir={root / '.pants.d'}",
-        "--print-stacktrace",
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
 
 
 def test_second_run_is_served_from_the_bridge(tmp_path):

@@ -31,6 +31,7 @@ class _Running:
     cancelled: threading.Event = field(default_factory=threading.Event)
     outcome: Optional[RunOutcome] = None
     error: Optional[str] = None
+    forgotten: bool = False
 
 
 class BotSlot:
@@ -84,24 +85,45 @@ class BotSlot:
                 self.stopping.wait(1.0)
 
     def _one_session(self) -> None:
-        session = self.stub.CreateBotSession(
+        reply = self.stub.CreateBotSession(
             bots_pb2.CreateBotSessionRequest(parent=self.instance, bot_session=self._session_message()),
-            timeout=30,
+            timeout=self.poll_seconds + 30,
         )
-        name = session.name
+        name = reply.name
         running: Optional[_Running] = None
         finished: Optional[_Running] = None
+        reported = False  # whether the server has seen `running` as ACTIVE
         logger.info("bot %s: session %s open with %s", self.bot_id, name, self.properties)
         while True:
+            # What the server says. BuildGrid offers leases already ACTIVE (ours PENDING) and
+            # cancels by dropping a lease from the session; ours also marks it CANCELLED.
             stopping = self.stopping.is_set()
+            offered = {lease.id: lease for lease in reply.leases}
+            if running is not None:
+                lease = offered.get(running.lease_id)
+                gone = lease is None and reported
+                if gone or (lease is not None and lease.state == bots_pb2.LeaseState.CANCELLED):
+                    running.cancelled.set()
+                    running.forgotten = gone  # the server no longer knows it: report nothing
+            elif finished is None and not stopping:
+                for lease in reply.leases:
+                    if lease.state in (bots_pb2.LeaseState.PENDING, bots_pb2.LeaseState.ACTIVE):
+                        running, reported = self._start(lease), False
+                        break
+            # Wait for the action a little, so a busy slot checks in every heartbeat.
+            if running is not None:
+                running.thread.join(self.heartbeat_seconds if reported else 0)
+                if not running.thread.is_alive():
+                    finished, running = running, None
+                    self.actions_run += 1
             status = bots_pb2.BotStatus.BOT_TERMINATING if stopping and running is None else bots_pb2.BotStatus.OK
             request_session = self._session_message(status)
             request_session.name = name
+            request_session.version = reply.version  # BuildGrid long-polls only when echoed
             if running is not None:
                 request_session.leases.add(id=running.lease_id, state=bots_pb2.LeaseState.ACTIVE)
-            if finished is not None:
+            if finished is not None and not finished.forgotten:
                 request_session.leases.append(self._completed_lease(finished))
-            busy = running is not None or finished is not None
             call = self.stub.UpdateBotSession.future(
                 bots_pb2.UpdateBotSessionRequest(name=name, bot_session=request_session),
                 timeout=self.poll_seconds + 30,
@@ -114,25 +136,9 @@ class BotSlot:
             finally:
                 self._idle_call = None
             finished = None
+            reported = running is not None
             if status == bots_pb2.BotStatus.BOT_TERMINATING:
                 return
-            for lease in reply.leases:
-                if running is not None and lease.id == running.lease_id:
-                    if lease.state == bots_pb2.LeaseState.CANCELLED:
-                        running.cancelled.set()
-                elif running is None and lease.state == bots_pb2.LeaseState.PENDING and not stopping:
-                    running = self._start(lease)
-            if running is not None and not running.thread.is_alive():
-                finished, running = running, None
-                self.actions_run += 1
-                continue  # report it at once
-            if running is not None:
-                running.thread.join(self.heartbeat_seconds)
-                if not running.thread.is_alive():
-                    finished, running = running, None
-                    self.actions_run += 1
-            elif busy:
-                continue
 
     def _start(self, lease: bots_pb2.Lease) -> _Running:
         action = re_pb2.Action()

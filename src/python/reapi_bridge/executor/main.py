@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import platform
@@ -97,7 +98,20 @@ class Executor:
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         cas = CasClient(self.channel, options.instance)
         work = options.work_dir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(work / "executor.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ExecutorSetupError(f"work dir {work} is in use by another executor; give each its own --work-dir")
         materializer = InputMaterializer(cas, work / "cache")
+        # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
+        from reapi_bridge.executor.inputs import remove_tree
+
+        if (work / "sandboxes").is_dir():
+            for leftover in (work / "sandboxes").iterdir():
+                remove_tree(leftover)
         run_as = None
         if options.run_as and os.geteuid() == 0:
             try:
@@ -137,6 +151,7 @@ class Executor:
             for t in self._threads:
                 t.join(timeout=60)
         self.channel.close()
+        os.close(self._lock_fd)
 
 
 def run_executor(options: ExecutorOptions) -> int:

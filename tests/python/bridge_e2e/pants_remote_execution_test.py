@@ -1,0 +1,163 @@
+"""Pants 2.17 sends processes to the x86-64 and ARM64 executors through the bridge.
+
+`reapi-bridge.pex up` starts a bridge and one executor per ISA (ARM64 emulated here). A
+small Pants project defines both remote environments, as this repository's root BUILD does,
+and a shell_command in each; their outputs prove the architecture, the results in the
+bridge's action cache name the executor, and a second run is served from the cache.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge_e2e.pants_runner import bridge_command, open_temp_dir, remote_flags, run_pants
+
+ENVIRONMENTS = textwrap.dedent(
+    """\
+    local_environment(name="local")
+    remote_environment(
+        name="linux_x86_64",
+        platform="linux_x86_64",
+        extra_platform_properties=["OSFamily=linux", "ISA=x86-64"],
+        fallback_environment="local",
+        shell_setup_executable_search_paths=["/usr/bin", "/bin"],
+    )
+    remote_environment(
+        name="linux_arm64",
+        platform="linux_arm64",
+        extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
+        fallback_environment="local",
+        shell_setup_executable_search_paths=["/bin", "/usr/bin"],
+    )
+    """
+)
+
+
+def write_project(root: Path, commands: dict) -> None:
+    (root / "pants.toml").write_text(
+        textwrap.dedent(
+            """\
+            [GLOBAL]
+            pants_version = "2.17.1"
+            backend_packages = ["pants.backend.shell"]
+            remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"
+
+            [environments-preview.names]
+            local = "//:local"
+            linux_x86_64 = "//:linux_x86_64"
+            linux_arm64 = "//:linux_arm64"
+
+            [anonymous-telemetry]
+            enabled = false
+            """
+        )
+    )
+    targets = [ENVIRONMENTS]
+    for name, (environment, command) in commands.items():
+        targets.append(
+            f'shell_command(name="{name}", command={command!r}, tools=["uname", "sleep", "cat"], '
+            f'output_files=["{name}.txt"], environment="{environment}")\n'
+        )
+    (root / "BUILD").write_text("\n".join(targets))
+
+
+class Cluster:
+    def __init__(self, state: Path, config: Path):
+        self.state = state
+        self.config = config
+
+    def up(self) -> str:
+        out = subprocess.run(
+            bridge_command("up", "--state-dir", str(self.state), "--listen", "127.0.0.1:0",
+                           "--config", str(self.config), "--concurrency", "1"),
+            capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    def pid(self, role: str) -> int:
+        state = json.loads((self.state / "cluster.json").read_text())
+        return next(p["pid"] for p in state["processes"] if p["role"] == role)
+
+    def status(self) -> str:
+        out = subprocess.run(bridge_command("status", "--state-dir", str(self.state)), capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def down(self) -> None:
+        subprocess.run(bridge_command("down", "--state-dir", str(self.state)), capture_output=True)
+
+
+def cached_workers(state: Path) -> set:
+    """Worker names recorded in the results the bridge cached (ExecutedActionMetadata.worker,
+    field 1 of field 9 of ActionResult), read straight from its database."""
+    db = sqlite3.connect(str(state / "bridge" / "action-cache.sqlite3"))
+    names = set()
+    for (blob,) in db.execute("SELECT result FROM action_results"):
+        for marker in (b"local-x86-64/", b"local-arm-a64/"):
+            if marker in blob:
+                names.add(marker.decode().rstrip("/"))
+    db.close()
+    return names
+
+
+@pytest.fixture
+def cluster():
+    state = open_temp_dir("crossbuild-cluster-")
+    config = state / "bridge.toml"
+    # A short lease timeout so a killed executor's action is requeued quickly.
+    config.write_text("[execution]\nlease_timeout_seconds = 4\nunmatched_grace_seconds = 5\n")
+    c = Cluster(state, config)
+    yield c
+    c.down()
+
+
+def test_each_environment_runs_on_its_architecture(cluster, tmp_path):
+    address = cluster.up()
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(
+        project,
+        {
+            "on-x86": ("linux_x86_64", "uname -m > on-x86.txt"),
+            "on-arm": ("linux_arm64", "uname -m > on-arm.txt"),
+        },
+    )
+    first = run_pants(project, tmp_path / "store-1", *remote_flags(address), "export-codegen", "::")
+    assert first.returncode == 0, first.stderr
+    out = project / "dist" / "codegen"
+    assert (out / "on-x86.txt").read_text() == "x86_64\n"
+    assert (out / "on-arm.txt").read_text() == "aarch64\n"
+    assert cached_workers(cluster.state) == {"local-x86-64", "local-arm-a64"}
+    status = cluster.status()
+    assert "local-arm-a64/0" in status and "ISA=arm-a64" in status
+
+    second = run_pants(project, tmp_path / "store-2", *remote_flags(address), "export-codegen", "::")
+    assert second.returncode == 0, second.stderr
+    assert "Running the `shell_command`" not in second.stderr  # all served from the cache
+    assert "hits" in cluster.status()
+
+
+def test_run_survives_arm64_executor_killed_mid_action(cluster, tmp_path):
+    address = cluster.up()
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project, {"slow-arm": ("linux_arm64", "sleep 8; uname -m > slow-arm.txt")})
+    run = run_pants(project, tmp_path / "store", *remote_flags(address), "export-codegen", "::", background=True)
+    deadline = time.monotonic() + 300
+    while "busy (1 running)" not in cluster.status():
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the ARM64 executor never started the action"
+        time.sleep(0.2)
+    os.kill(cluster.pid("executor-arm-a64"), signal.SIGKILL)
+    cluster.up()  # starts a new ARM64 executor in place of the dead one
+    stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr
+    assert (project / "dist" / "codegen" / "slow-arm.txt").read_text() == "aarch64\n"
