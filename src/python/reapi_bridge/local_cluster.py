@@ -45,10 +45,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie child of ours is not alive
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
+    # A killed process whose parent does not reap it lingers as a zombie: not alive.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
@@ -151,7 +152,11 @@ class LocalCluster:
         wanted = {f"local-{isa}" for isa in EXECUTOR_ISAS}
         deadline = time.monotonic() + timeout
         while True:
-            registered = {e.name.rsplit("/", 1)[0] for e in fetch_status(state.address).executors}
+            # A session of a killed executor lingers until its lease times out; only a
+            # session that checked in just now proves the executor is up.
+            registered = {
+                e.name.rsplit("/", 1)[0] for e in fetch_status(state.address).executors if e.seconds_since_update < 3
+            }
             if wanted <= registered:
                 return
             for p in state.processes:

@@ -113,7 +113,7 @@ def cluster():
     state = open_temp_dir("crossbuild-cluster-")
     config = state / "bridge.toml"
     # A short lease timeout so a killed executor's action is requeued quickly.
-    config.write_text("[execution]\nlease_timeout_seconds = 4\nunmatched_grace_seconds = 5\n")
+    config.write_text("[execution]\nlease_timeout_seconds = 4\nunmatched_grace_seconds = 120\n")
     c = Cluster(state, config)
     yield c
     c.down()

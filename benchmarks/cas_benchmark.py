@@ -1,0 +1,787 @@
+"""Storage benchmark: reapi_bridge against BuildGrid 0.4.4, in one run on this machine.
+
+Run it with `benchmarks/run-cas-benchmark` (which builds the two virtualenvs it needs).
+
+What runs: each server is started as a subprocess on a free loopback port, with a fresh state
+directory under a temporary directory, and is polled with GetCapabilities until it answers.
+The same client workload (grpcio with the bridge's generated stubs, on one channel allowing
+64 MiB messages, instance name "") is then run against it, and the server is stopped before the
+next one starts: the two servers never run at the same time, but the client (this process) and
+the server under test share the machine's cores. What is measured:
+
+  a. ByteStream Write of a random blob (256 MiB by default) sent in 1 MiB chunks to
+     `uploads/{uuid}/blobs/{hash}/{size}`: MB/s (10^6 bytes/s), best of 3; each repetition
+     writes a fresh blob, so nothing dedups.
+  b. ByteStream Read of those blobs (`blobs/{hash}/{size}`), MB/s, best of 3; the client
+     checks the SHA-256 and the size of what it read.
+  c. FindMissingBlobs over 10,000 digests, 5,000 of them uploaded first with BatchUpdateBlobs
+     (in batches within the server's advertised limit) and 5,000 never uploaded: median ms
+     over 5 calls; the answer must be exactly the absent half.
+  d. Single-blob BatchUpdateBlobs (one blob of 100-2,000 random bytes per request, as Pants
+     uploads small files): 3,000 requests from --concurrency client threads, requests/s.
+     The small blobs of c and d come from a seeded generator: both servers get the same ones.
+  e. The machine's own limit, without the network: SHA-256 of a blob of the same size while
+     writing it to a file (under the same temporary directory) in 1 MiB chunks, then fsync;
+     also hash only and write+fsync only. MB/s, best of 3.
+  f. Each server's resident memory (psutil, its process and children, sampled every 50 ms in a
+     thread): idle after start-up, the peak during the writes and during the reads, and the
+     larger peak's growth over idle; a server that buffers whole blobs grows by the blob size.
+
+BuildGrid serves as a plain remote cache (disk storage, LRU action cache, no execution), and
+its disk storage does not fsync; the bridge runs with its defaults, which fsync every blob.
+
+A figure that failed (an RPC error, a wrong answer, a server that did not start) is shown as
+ERR and explained under the table. The targets are ratios within this run; a miss is reported,
+never turned into a non-zero exit: this is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import grpc
+import psutil
+
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import (
+    remote_execution_pb2,
+    remote_execution_pb2_grpc,
+)
+from reapi_bridge.protos.google.bytestream import bytestream_pb2, bytestream_pb2_grpc
+
+MIB = 1 << 20
+MB = 1_000_000
+CHUNK_BYTES = MIB
+REPETITIONS = 3
+FMB_RUNS = 5
+INSTANCE_NAME = ""
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 64 * MIB),
+    ("grpc.max_receive_message_length", 64 * MIB),
+]
+# Batches are kept under this share of the advertised max_batch_total_size_bytes, leaving room
+# for the digests and framing that the limit may or may not count.
+BATCH_FILL = 0.9
+DEFAULT_BATCH_LIMIT = 4 * MIB
+RSS_SAMPLE_SECONDS = 0.05
+START_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BGD = REPO_ROOT / ".crossbuild" / "buildgrid-venv" / "bin" / "bgd"
+SERVERS = ("bridge", "buildgrid")
+LABELS = {"bridge": "bridge", "buildgrid": "BuildGrid"}
+
+Digest = remote_execution_pb2.Digest
+
+
+class BenchError(Exception):
+    """A measurement could not be made or gave a wrong answer; the message says why."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    blob_bytes: int
+    present_blobs: int
+    absent_blobs: int
+    single_updates: int
+    concurrency: int
+
+    @property
+    def blob_label(self) -> str:
+        return f"{self.blob_bytes // MIB} MiB"
+
+
+@dataclass
+class Figure:
+    """One measured number, or the reason there is none."""
+
+    value: Optional[float] = None
+    error: Optional[str] = None
+
+
+Figures = Dict[str, Figure]
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def sha256_digest(data: bytes) -> Digest:
+    return Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def small_blobs(rng: random.Random, count: int) -> List[Tuple[Digest, bytes]]:
+    """Random blobs of 100-2,000 bytes, the size of the small files Pants uploads."""
+    blobs = [rng.randbytes(rng.randint(100, 2000)) for _ in range(count)]
+    return [(sha256_digest(blob), blob) for blob in blobs]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def measure(figures: Figures, key: str, fn: Callable[[], float]) -> None:
+    """Store fn()'s result under key, or the error it raised."""
+    try:
+        figures[key] = Figure(value=fn())
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in the table
+        figures[key] = Figure(error=describe(exc))
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / MB / seconds
+
+
+# --- servers -------------------------------------------------------------------------------
+
+BUILDGRID_CONFIG = """\
+# BuildGrid as a remote cache only: CAS, ByteStream and ActionCache over one disk storage; no
+# execution service, so no scheduler and no database. BuildGrid 0.4.4 advertises a fixed
+# max_batch_total_size_bytes of 4 MiB - 1 KiB (buildgrid.server.settings.MAX_REQUEST_SIZE, not
+# configurable), which is enough: the client splits its batches by the advertised limit.
+server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+# The bridge's default number of gRPC worker threads, so neither server is short of threads.
+thread-pool-size: 64
+storages:
+  - !disk-storage &cas-storage
+    path: {cas_dir}
+caches:
+  - !lru-action-cache &action-cache
+    storage: *cas-storage
+    max-cached-refs: 100000
+    allow-updates: true
+    cache-failed-actions: true
+instances:
+  - name: ""
+    services:
+      - !action-cache
+        cache: *action-cache
+      - !cas
+        storage: *cas-storage
+      - !bytestream
+        storage: *cas-storage
+"""
+
+
+def bridge_command(port: int, state_dir: Path) -> Tuple[List[str], Dict[str, str]]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src" / "python"))
+    argv = [sys.executable, "-m", "reapi_bridge", "serve"]
+    argv += ["--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir)]
+    return argv, env
+
+
+def buildgrid_command(bgd: Path, port: int, state_dir: Path) -> Tuple[List[str], Dict[str, str]]:
+    cas_dir = state_dir / "cas"
+    cas_dir.mkdir(parents=True)
+    config = state_dir / "bgd.yml"
+    config.write_text(BUILDGRID_CONFIG.format(port=port, cas_dir=json.dumps(str(cas_dir))))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return [str(bgd), "server", "start", str(config)], env
+
+
+class ServerProcess:
+    """A server subprocess, its log file and a gRPC channel to it."""
+
+    def __init__(self, argv: List[str], env: Dict[str, str], port: int, log: Path):
+        self.address = f"127.0.0.1:{port}"
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=log.parent, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+
+    def wait_ready(self) -> remote_execution_pb2.ServerCapabilities:
+        stub = remote_execution_pb2_grpc.CapabilitiesStub(self.channel)
+        request = remote_execution_pb2.GetCapabilitiesRequest(instance_name=INSTANCE_NAME)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                return stub.GetCapabilities(request, timeout=2)
+            except grpc.RpcError as exc:
+                last_error = describe(exc)
+                time.sleep(0.2)
+        raise BenchError(
+            f"no GetCapabilities answer in {START_TIMEOUT_SECONDS:.0f}s ({last_error})"
+        )
+
+    def rss_bytes(self) -> int:
+        proc = psutil.Process(self.proc.pid)
+        total = 0
+        for p in [proc] + proc.children(recursive=True):
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def log_tail(self, lines: int = 8) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self) -> None:
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class RssSampler:
+    """Samples a server's RSS every 50 ms in a thread while in a `with` block; keeps the peak."""
+
+    def __init__(self, server: ServerProcess):
+        self._server = server
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.peak = 0
+
+    def _sample(self) -> None:
+        try:
+            self.peak = max(self.peak, self._server.rss_bytes())
+        except psutil.Error:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_SECONDS):
+            self._sample()
+
+    def __enter__(self) -> "RssSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+# --- client workload -----------------------------------------------------------------------
+
+
+class CasClient:
+    """The client side of the workload: one call per method, raising on any wrong answer."""
+
+    def __init__(
+        self, channel: grpc.Channel, capabilities: remote_execution_pb2.ServerCapabilities
+    ):
+        self.cas = remote_execution_pb2_grpc.ContentAddressableStorageStub(channel)
+        self.bytestream = bytestream_pb2_grpc.ByteStreamStub(channel)
+        advertised = capabilities.cache_capabilities.max_batch_total_size_bytes
+        self.batch_limit = advertised or DEFAULT_BATCH_LIMIT
+
+    def write(self, data: bytes, digest: Digest) -> None:
+        resource = resource_name(f"uploads/{uuid.uuid4()}/blobs/{digest.hash}/{digest.size_bytes}")
+        response = self.bytestream.Write(write_requests(resource, data))
+        if response.committed_size != len(data):
+            raise BenchError(f"committed_size {response.committed_size}, expected {len(data)}")
+
+    def read(self, digest: Digest) -> None:
+        resource = resource_name(f"blobs/{digest.hash}/{digest.size_bytes}")
+        hasher, size = hashlib.sha256(), 0
+        for response in self.bytestream.Read(bytestream_pb2.ReadRequest(resource_name=resource)):
+            hasher.update(response.data)
+            size += len(response.data)
+        if size != digest.size_bytes or hasher.hexdigest() != digest.hash:
+            raise BenchError(
+                f"read {size} bytes hashing {hasher.hexdigest()[:12]}..., not the blob"
+            )
+
+    def batch_update(self, blobs: Sequence[Tuple[Digest, bytes]]) -> None:
+        request = remote_execution_pb2.BatchUpdateBlobsRequest(instance_name=INSTANCE_NAME)
+        for digest, data in blobs:
+            request.requests.add(digest=digest, data=data)
+        for response in self.cas.BatchUpdateBlobs(request).responses:
+            if response.status.code != 0:
+                raise BenchError(
+                    f"BatchUpdateBlobs status {response.status.code}: {response.status.message}"
+                )
+
+    def batches(
+        self, blobs: Sequence[Tuple[Digest, bytes]]
+    ) -> Iterator[List[Tuple[Digest, bytes]]]:
+        budget = int(self.batch_limit * BATCH_FILL)
+        batch: List[Tuple[Digest, bytes]] = []
+        used = 0
+        for digest, data in blobs:
+            cost = len(data) + 100
+            if batch and used + cost > budget:
+                yield batch
+                batch, used = [], 0
+            batch.append((digest, data))
+            used += cost
+        if batch:
+            yield batch
+
+    def find_missing(self, digests: Sequence[Digest]) -> List[Digest]:
+        request = remote_execution_pb2.FindMissingBlobsRequest(
+            instance_name=INSTANCE_NAME, blob_digests=digests
+        )
+        return list(self.cas.FindMissingBlobs(request).missing_blob_digests)
+
+
+def resource_name(path: str) -> str:
+    """A ByteStream resource name: the instance name, if not empty, then path."""
+    return f"{INSTANCE_NAME}/{path}" if INSTANCE_NAME else path
+
+
+def write_requests(resource: str, data: bytes) -> Iterator[bytestream_pb2.WriteRequest]:
+    """1 MiB WriteRequests, made lazily so the client holds one chunk copy at a time."""
+    view = memoryview(data)
+    for offset in range(0, len(data), CHUNK_BYTES):
+        chunk = bytes(view[offset : offset + CHUNK_BYTES])
+        yield bytestream_pb2.WriteRequest(
+            resource_name=resource if offset == 0 else "",
+            write_offset=offset,
+            finish_write=offset + len(chunk) == len(data),
+            data=chunk,
+        )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_writes(client: CasClient, size: int, written: List[Digest]) -> float:
+    """Best MB/s of REPETITIONS writes, each of a fresh random blob; records what was written."""
+    best = 0.0
+    for _ in range(REPETITIONS):
+        data = os.urandom(size)
+        digest = sha256_digest(data)
+        best = max(best, mb_per_s(size, timed(lambda: client.write(data, digest))))
+        written.append(digest)
+    return best
+
+
+def bench_reads(client: CasClient, written: List[Digest], size: int) -> float:
+    if not written:
+        raise BenchError("no blob was written")
+    seconds = [timed(lambda: client.read(written[i % len(written)])) for i in range(REPETITIONS)]
+    return mb_per_s(size, min(seconds))
+
+
+def bench_find_missing(client: CasClient, workload: Workload) -> float:
+    """Median ms of FindMissingBlobs over present + absent digests, shuffled together."""
+    rng = random.Random(1)
+    present = small_blobs(rng, workload.present_blobs)
+    for batch in client.batches(present):
+        client.batch_update(batch)
+    absent = [digest for digest, _ in small_blobs(rng, workload.absent_blobs)]
+    query = [d for d, _ in present] + absent
+    rng.shuffle(query)
+    expected = {(d.hash, d.size_bytes) for d in absent}
+    seconds = []
+    for _ in range(FMB_RUNS):
+        start = time.perf_counter()
+        missing = client.find_missing(query)
+        seconds.append(time.perf_counter() - start)
+        check_missing(missing, expected)
+    return statistics.median(seconds) * 1000
+
+
+def check_missing(missing: Sequence[Digest], expected: set) -> None:
+    got = {(d.hash, d.size_bytes) for d in missing}
+    if got != expected:
+        raise BenchError(
+            f"wrong answer: {len(got - expected)} present blobs reported missing, "
+            f"{len(expected - got)} absent blobs not reported"
+        )
+
+
+def bench_single_updates(client: CasClient, workload: Workload) -> float:
+    """Requests/s of one-blob BatchUpdateBlobs calls issued by `concurrency` threads."""
+    blobs = small_blobs(random.Random(2), workload.single_updates)
+    with ThreadPoolExecutor(max_workers=workload.concurrency) as pool:
+        start = time.perf_counter()
+        list(pool.map(lambda blob: client.batch_update([blob]), blobs))
+        elapsed = time.perf_counter() - start
+    return workload.single_updates / elapsed
+
+
+def run_workload(
+    server: ServerProcess, client: CasClient, workload: Workload, figures: Figures
+) -> None:
+    written: List[Digest] = []
+    measure(figures, "rss_idle_mib", lambda: server.rss_bytes() / MIB)
+    with RssSampler(server) as rss:
+        measure(figures, "write_mbps", lambda: bench_writes(client, workload.blob_bytes, written))
+    figures["rss_write_mib"] = Figure(value=rss.peak / MIB)
+    with RssSampler(server) as rss:
+        measure(figures, "read_mbps", lambda: bench_reads(client, written, workload.blob_bytes))
+    figures["rss_read_mib"] = Figure(value=rss.peak / MIB)
+    figures["rss_growth_mib"] = rss_growth(figures)
+    measure(figures, "fmb_ms", lambda: bench_find_missing(client, workload))
+    measure(figures, "single_update_rps", lambda: bench_single_updates(client, workload))
+
+
+def rss_growth(figures: Figures) -> Figure:
+    idle = value(figures, "rss_idle_mib")
+    if idle is None:
+        return Figure(error="no idle RSS")
+    return Figure(value=max(figures["rss_write_mib"].value, figures["rss_read_mib"].value) - idle)
+
+
+SERVER_FIGURES = (
+    "write_mbps",
+    "read_mbps",
+    "fmb_ms",
+    "single_update_rps",
+    "rss_idle_mib",
+    "rss_write_mib",
+    "rss_read_mib",
+    "rss_growth_mib",
+)
+
+
+def bench_server(
+    name: str, args: argparse.Namespace, workload: Workload, work_dir: Path
+) -> Figures:
+    """Start one server with a fresh state dir, run the workload, stop it."""
+    state_dir = work_dir / name
+    state_dir.mkdir()
+    port = free_port()
+    if name == "bridge":
+        argv, env = bridge_command(port, state_dir / "state")
+    else:
+        argv, env = buildgrid_command(Path(args.bgd).resolve(), port, state_dir)
+    print(f"[{LABELS[name]}] starting: {' '.join(argv)}", file=sys.stderr)
+    try:
+        server = ServerProcess(argv, env, port, state_dir / "server.log")
+    except OSError as exc:
+        return {key: Figure(error=f"could not start: {describe(exc)}") for key in SERVER_FIGURES}
+    figures: Figures = {}
+    try:
+        capabilities = server.wait_ready()
+        print(
+            f"[{LABELS[name]}] serving on {server.address}; running the workload", file=sys.stderr
+        )
+        run_workload(server, CasClient(server.channel, capabilities), workload, figures)
+        if server.proc.poll() is not None:
+            error = f"exited with {server.proc.returncode} during the run: {server.log_tail()}"
+            figures["server"] = Figure(error=error)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        figures = {
+            key: Figure(error=f"server not ready: {describe(exc)}") for key in SERVER_FIGURES
+        }
+    finally:
+        server.stop()
+    return figures
+
+
+# --- the machine's own limit ---------------------------------------------------------------
+
+
+def write_file(path: Path, data: bytes, hasher: Optional["hashlib._Hash"]) -> None:
+    view = memoryview(data)
+    with open(path, "wb") as f:
+        for offset in range(0, len(data), CHUNK_BYTES):
+            chunk = view[offset : offset + CHUNK_BYTES]
+            if hasher is not None:
+                hasher.update(chunk)
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+
+
+def hash_only(data: bytes) -> None:
+    hasher = hashlib.sha256()
+    view = memoryview(data)
+    for offset in range(0, len(data), CHUNK_BYTES):
+        hasher.update(view[offset : offset + CHUNK_BYTES])
+    hasher.hexdigest()
+
+
+def bench_machine(size: int, work_dir: Path) -> Figures:
+    data = os.urandom(size)
+    path = work_dir / "machine-limit.blob"
+    cases = {
+        "hash_write_fsync_mbps": lambda: write_file(path, data, hashlib.sha256()),
+        "hash_mbps": lambda: hash_only(data),
+        "write_fsync_mbps": lambda: write_file(path, data, None),
+    }
+    figures: Figures = {}
+    for key, fn in cases.items():
+        measure(figures, key, lambda: mb_per_s(size, min(timed(fn) for _ in range(REPETITIONS))))
+    return figures
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """The bridge's figure against a reference: BuildGrid's same figure, or the machine limit."""
+
+    figure: str
+    reference: str  # "buildgrid" or "machine"
+    factor: float
+    higher_is_better: bool
+
+    def text(self) -> str:
+        op = ">=" if self.higher_is_better else "<="
+        ref = "BuildGrid" if self.reference == "buildgrid" else "machine limit"
+        return f"bridge {op} {self.factor:g}x {ref}"
+
+
+TARGETS = [
+    Target("write_mbps", "buildgrid", 1.5, True),
+    Target("write_mbps", "machine", 0.6, True),
+    Target("read_mbps", "buildgrid", 1.0, True),
+    Target("fmb_ms", "buildgrid", 0.25, False),
+    Target("single_update_rps", "buildgrid", 1.5, True),
+]
+
+MACHINE_TITLES = {
+    "hash_write_fsync_mbps": "SHA-256 + write 1 MiB chunks + fsync, MB/s (the machine limit)",
+    "hash_mbps": "SHA-256 only, MB/s",
+    "write_fsync_mbps": "write 1 MiB chunks + fsync only, MB/s",
+}
+
+
+def row_titles(workload: Workload) -> Dict[str, str]:
+    digests = workload.present_blobs + workload.absent_blobs
+    updates = f"{workload.single_updates:,} req, {workload.concurrency} threads"
+    return {
+        "write_mbps": f"ByteStream Write {workload.blob_label}, MB/s (best of {REPETITIONS})",
+        "read_mbps": f"ByteStream Read {workload.blob_label}, MB/s (best of {REPETITIONS})",
+        "fmb_ms": f"FindMissingBlobs {digests:,} digests, ms (median of {FMB_RUNS})",
+        "single_update_rps": f"1-blob BatchUpdateBlobs, req/s ({updates})",
+        "rss_idle_mib": "server RSS idle after start, MiB",
+        "rss_write_mib": "server peak RSS during writes, MiB",
+        "rss_read_mib": "server peak RSS during reads, MiB",
+        "rss_growth_mib": "server peak RSS growth over idle, MiB",
+    }
+
+
+def value(figures: Optional[Figures], key: str) -> Optional[float]:
+    figure = (figures or {}).get(key)
+    return figure.value if figure else None
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def evaluate(
+    target: Target, results: Dict[str, Figures], machine: Figures
+) -> Tuple[Optional[float], str]:
+    """The bridge's ratio to the target's reference, and PASS, MISS or n/a."""
+    if "bridge" not in results:
+        return None, "n/a"
+    mine = value(results["bridge"], target.figure)
+    if target.reference == "machine":
+        reference = value(machine, "hash_write_fsync_mbps")
+    else:
+        reference = value(results.get("buildgrid"), target.figure)
+    if mine is None:
+        return None, "MISS (error)"
+    r = ratio(mine, reference)
+    if r is None:
+        return None, "n/a"
+    ok = r >= target.factor if target.higher_is_better else r <= target.factor
+    return r, "PASS" if ok else "MISS"
+
+
+def cell(figures: Optional[Figures], key: str) -> str:
+    figure = (figures or {}).get(key)
+    if figure is None:
+        return "-"
+    if figure.error is not None:
+        return "ERR"
+    return f"{figure.value:,.1f}" if figure.value < 1000 else f"{figure.value:,.0f}"
+
+
+def fmt_ratio(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def table_rows(
+    workload: Workload, results: Dict[str, Figures], machine: Figures
+) -> List[List[str]]:
+    bridge, buildgrid = results.get("bridge"), results.get("buildgrid")
+    rows = [["figure", "bridge", "BuildGrid", "ratio", "target", "result"]]
+    for key, title in row_titles(workload).items():
+        plain_ratio = fmt_ratio(ratio(value(bridge, key), value(buildgrid, key)))
+        row = [title, cell(bridge, key), cell(buildgrid, key), plain_ratio, "", ""]
+        for target in [t for t in TARGETS if t.figure == key]:
+            r, verdict = evaluate(target, results, machine)
+            if row[4]:  # a second target on the same figure gets its own row
+                rows.append(row)
+                row = ["  same figure, against the machine limit", "", "", "", "", ""]
+            row[3:] = [fmt_ratio(r), target.text(), verdict]
+        rows.append(row)
+    return rows
+
+
+def render_table(rows: List[List[str]]) -> str:
+    """Columns padded to their widest cell; the numbers and the ratio right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: List[str]) -> str:
+        cells = [
+            c.rjust(w) if 1 <= i <= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(rows[0]), rule] + [line(row) for row in rows[1:]])
+
+
+def machine_lines(machine: Figures) -> List[str]:
+    width = max(len(title) for title in MACHINE_TITLES.values())
+    return [
+        f"  {title.ljust(width)}  {cell(machine, key):>8}" for key, title in MACHINE_TITLES.items()
+    ]
+
+
+def error_lines(results: Dict[str, Figures], machine: Figures) -> List[str]:
+    """One line per distinct error of each owner, naming the figures it cost."""
+    lines = []
+    for owner, figures in [("machine", machine)] + [(LABELS[n], f) for n, f in results.items()]:
+        by_error: Dict[str, List[str]] = {}
+        for key, figure in figures.items():
+            if figure.error is not None:
+                by_error.setdefault(figure.error, []).append(key)
+        lines += [f"  {owner} [{', '.join(keys)}]: {error}" for error, keys in by_error.items()]
+    return lines
+
+
+def print_report(
+    workload: Workload,
+    results: Dict[str, Figures],
+    machine: Figures,
+    work_dir: Path,
+    load_before: float,
+) -> None:
+    print()
+    print(f"CAS benchmark: {os.cpu_count()} cores, shared by the client and the server under test;")
+    print(f"state dirs and the machine-limit file under {work_dir}.")
+    print(f"1-minute load average at the start: {load_before:.2f} (other work skews every figure)")
+    print(render_table(table_rows(workload, results, machine)))
+    print("ratio = bridge / BuildGrid (on the machine-limit line: bridge / machine limit).")
+    print(
+        f"A server that buffers whole blobs grows by at least the blob size ({workload.blob_label})."
+    )
+    print("BuildGrid's disk storage does not fsync blobs; the bridge does (its default).")
+    print()
+    print(f"Machine limit, no network ({workload.blob_label}, best of {REPETITIONS}):")
+    print("\n".join(machine_lines(machine)))
+    errors = error_lines(results, machine)
+    if errors:
+        print("Errors:")
+        print("\n".join(errors))
+
+
+def json_report(
+    workload: Workload, results: Dict[str, Figures], machine: Figures, load_before: float
+) -> dict:
+    targets = []
+    for target in TARGETS:
+        r, verdict = evaluate(target, results, machine)
+        targets.append(
+            {"target": target.text(), "figure": target.figure, "ratio": r, "result": verdict}
+        )
+    return {
+        "workload": asdict(workload),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": load_before,
+        "machine": {k: asdict(v) for k, v in machine.items()},
+        "servers": {
+            name: {k: asdict(v) for k, v in figures.items()} for name, figures in results.items()
+        },
+        "targets": targets,
+    }
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=SERVERS, help="benchmark one server only")
+    parser.add_argument(
+        "--blob-mib", type=int, help="size of the ByteStream blob (default 256; 8 with --quick)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="client threads for single-blob updates (default 8)",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write all figures to this JSON file"
+    )
+    parser.add_argument("--bgd", default=str(DEFAULT_BGD), help="BuildGrid's bgd executable")
+    parser.add_argument(
+        "--work-dir", type=Path, help="parent of the temporary directory (default: the system's)"
+    )
+    return parser.parse_args(argv)
+
+
+def make_workload(args: argparse.Namespace) -> Workload:
+    blob_mib = args.blob_mib or (8 if args.quick else 256)
+    if args.quick:
+        return Workload(blob_mib * MIB, 500, 500, 300, args.concurrency)
+    return Workload(blob_mib * MIB, 5000, 5000, 3000, args.concurrency)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    workload = make_workload(args)
+    servers = [args.only] if args.only else list(SERVERS)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="cas-benchmark-", dir=args.work_dir) as tmp:
+        work_dir = Path(tmp)
+        print("[machine] hashing and writing to disk", file=sys.stderr)
+        machine = bench_machine(workload.blob_bytes, work_dir)
+        results = {name: bench_server(name, args, workload, work_dir) for name in servers}
+        print_report(workload, results, machine, work_dir, load_before)
+    if args.json:
+        args.json.write_text(
+            json.dumps(json_report(workload, results, machine, load_before), indent=2) + "\n"
+        )
+        print(f"Figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
