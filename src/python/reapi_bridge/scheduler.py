@@ -106,6 +106,8 @@ class _PlatformQueue:
     def push(self, job: Job, front: bool = False) -> None:
         q = self.by_client.setdefault(job.client, deque())
         (q.appendleft if front else q.append)(job)
+        if front:  # its client's turn comes next
+            self.by_client.move_to_end(job.client, last=False)
 
     def pop(self) -> Optional[Job]:
         while self.by_client:
@@ -166,6 +168,7 @@ class Scheduler:
                 if existing is not None and not existing.done:
                     return existing
                 self._in_flight[key] = job
+            job.queued_at = self._clock()
             self._jobs[job.name] = job
             self._queues.setdefault(job.platform, _PlatformQueue()).push(job)
             self._bump(job)
@@ -177,10 +180,10 @@ class Scheduler:
 
     def wait_for_change(self, job: Job, seen_version: int, timeout: float) -> int:
         """Blocks until the job changes after `seen_version` (or timeout); returns its version."""
-        deadline = self._clock() + timeout
+        deadline = time.monotonic() + timeout  # a real wait: Condition.wait is in real time
         with self._cv:
             while job.version == seen_version and not self._shut_down:
-                remaining = deadline - self._clock()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cv.wait(remaining)
@@ -241,7 +244,7 @@ class Scheduler:
     ) -> Optional[Job]:
         """The next job this executor can run, waiting up to `timeout` seconds for one (or
         until `still_wanted` says the caller went away)."""
-        deadline = self._clock() + timeout
+        deadline = time.monotonic() + timeout  # a real wait: Condition.wait is in real time
         with self._cv:
             while True:
                 if session.name not in self._sessions or self._shut_down or not still_wanted():
@@ -250,7 +253,7 @@ class Scheduler:
                 job = self._take_for(session)
                 if job is not None:
                     return job
-                remaining = deadline - self._clock()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._cv.wait(min(remaining, 0.5))
@@ -269,7 +272,8 @@ class Scheduler:
         job.stage = EXECUTING
         job.attempts += 1
         job.executor = session.executor_id
-        job.started_at = time.time()
+        job.started_at = self._clock()
+        self._unmatched_since.pop(job.name, None)
         session.jobs[job.name] = job
         self._bump(job)
         return job
@@ -322,7 +326,7 @@ class Scheduler:
                                 ),
                             ),
                         )
-            cutoff = time.time() - self.settings.operation_retention_seconds
+            cutoff = now - self.settings.operation_retention_seconds
             for name, job in list(self._jobs.items()):
                 if job.done and job.completed_at is not None and job.completed_at < cutoff:
                     del self._jobs[name]
@@ -359,7 +363,8 @@ class Scheduler:
     def _finish(self, job: Job, outcome: JobOutcome) -> None:
         job.outcome = outcome
         job.stage = COMPLETED
-        job.completed_at = time.time()
+        job.completed_at = self._clock()
+        self._unmatched_since.pop(job.name, None)
         self._completed_total += 1
         key = (job.instance, job.action_digest)
         if self._in_flight.get(key) is job:

@@ -219,8 +219,17 @@ def test_wrap_refuses_what_proot_cannot_take(userland, input_root):
         userland.wrap(["true"], cwd=input_root, binds=[Path("rel")])
     with pytest.raises(UserlandError, match="does not exist"):
         userland.wrap(["true"], cwd=input_root / "missing", binds=[input_root])
-    # A folder only the rootfs has is a valid cwd.
-    assert userland.wrap(["true"], cwd=Path("/work"), binds=[])[-1] == "true"
+    # A folder only the rootfs has is a valid cwd; a bare name is looked up in /bin, /usr/bin.
+    assert userland.wrap(["true"], cwd=Path("/work"), binds=[])[-1] == "/bin/true"
+
+
+def test_bare_command_runs_without_path(userland, input_root):
+    """REAPI actions may carry no PATH at all (Pants runs `env -0` that way)."""
+    proc = subprocess.run(
+        userland.wrap(["uname", "-m"], cwd=input_root, binds=[input_root]),
+        env={}, capture_output=True, text=True,
+    )
+    assert (proc.returncode, proc.stdout) == (0, "aarch64\n"), proc.stderr
 
 
 def _aarch64_c_compiler() -> tuple[list[str], str] | None:
