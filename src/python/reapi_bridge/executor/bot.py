@@ -45,6 +45,7 @@ class BotSlot:
         instance: str = "",
         heartbeat_seconds: float = 2.0,
         poll_seconds: float = 15.0,
+        create_timeout_seconds: float = 3.5,
     ) -> None:
         self.stub = bots_pb2_grpc.BotsStub(channel)
         self.runner = runner
@@ -53,6 +54,10 @@ class BotSlot:
         self.instance = instance
         self.heartbeat_seconds = heartbeat_seconds
         self.poll_seconds = poll_seconds
+        # BuildGrid holds CreateBotSession open like a poll (80% of the deadline), and that
+        # call cannot be abandoned without leaving a session we cannot name. Under 3.75 s it
+        # answers at once; work then arrives on the first (cancellable) UpdateBotSession.
+        self.create_timeout_seconds = create_timeout_seconds
         self.stopping = threading.Event()
         self.actions_run = 0
         self._idle_call = None
@@ -87,7 +92,7 @@ class BotSlot:
     def _one_session(self) -> None:
         reply = self.stub.CreateBotSession(
             bots_pb2.CreateBotSessionRequest(parent=self.instance, bot_session=self._session_message()),
-            timeout=self.poll_seconds + 30,
+            timeout=self.create_timeout_seconds,
         )
         name = reply.name
         running: Optional[_Running] = None
@@ -105,9 +110,13 @@ class BotSlot:
                 if gone or (lease is not None and lease.state == bots_pb2.LeaseState.CANCELLED):
                     running.cancelled.set()
                     running.forgotten = gone  # the server no longer knows it: report nothing
-            elif finished is None and not stopping:
+            elif finished is None:
+                # While stopping, still run a lease BuildGrid assigned before it saw
+                # BOT_TERMINATING (it sends leases ACTIVE, and only a timeout frees them); our
+                # bridge offers PENDING ones and requeues those itself when the session closes.
+                wanted = (bots_pb2.LeaseState.ACTIVE,) if stopping else (bots_pb2.LeaseState.PENDING, bots_pb2.LeaseState.ACTIVE)
                 for lease in reply.leases:
-                    if lease.state in (bots_pb2.LeaseState.PENDING, bots_pb2.LeaseState.ACTIVE):
+                    if lease.state in wanted:
                         running, reported = self._start(lease), False
                         break
             # Wait for the action a little, so a busy slot checks in every heartbeat.
@@ -133,11 +142,24 @@ class BotSlot:
                 call.cancel()
             try:
                 reply = call.result()
+            except grpc.FutureCancelledError:
+                if not self.stopping.is_set():
+                    raise
+                # stop() abandoned our idle poll. Say so: a server that still counts this
+                # session as idle keeps assigning it work (BuildGrid: until its keepalive
+                # timeout, 600 s by default).
+                status = request_session.status = bots_pb2.BotStatus.BOT_TERMINATING
+                reply = self.stub.UpdateBotSession(
+                    bots_pb2.UpdateBotSessionRequest(name=name, bot_session=request_session),
+                    timeout=10,
+                )
             finally:
                 self._idle_call = None
             finished = None
             reported = running is not None
-            if status == bots_pb2.BotStatus.BOT_TERMINATING:
+            if status == bots_pb2.BotStatus.BOT_TERMINATING and not any(
+                lease.state == bots_pb2.LeaseState.ACTIVE for lease in reply.leases
+            ):
                 return
 
     def _start(self, lease: bots_pb2.Lease) -> _Running:

@@ -18,8 +18,10 @@ that variable, so there a missing install fails instead of skipping. Install wit
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,7 +76,7 @@ def buildgrid(tmp_path_factory):
         work = tmp_path_factory.mktemp("buildgrid")
         with BuildGridServer(postgres, work, venv=_VENV) as server:
             _log(
-                f"BuildGrid up at {server.address} (instance {server.instance_name!r}): "
+                f"BuildGrid up at {server.address} (instance {server.instance_name!r}, venv {server.venv}): "
                 f"migrate {server.migrate_seconds:.2f}s, start {server.startup_seconds:.2f}s"
             )
             yield server
@@ -88,6 +90,22 @@ def open_dir():
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+_STOPPED: set = set()
+
+
+def _stop_executor(executor: Executor) -> float:
+    """Stops it once (Executor.stop is not idempotent); returns the seconds it took."""
+    if id(executor) in _STOPPED:
+        return 0.0
+    _STOPPED.add(id(executor))
+    started = time.monotonic()
+    executor.stop()
+    elapsed = time.monotonic() - started
+    alive = [t.name for t in executor._threads if t.is_alive()]
+    _log(f"executor {executor.name} stopped in {elapsed:.2f}s; threads alive: {alive}")
+    return elapsed
 
 
 def _start_executor(options: ExecutorOptions) -> Executor:
@@ -128,12 +146,8 @@ def executors(buildgrid, open_dir):
         yield {"x86-64": x86, "arm-a64": arm}
     finally:
         for executor in (arm, x86):
-            if executor is None:
-                continue
-            started = time.monotonic()
-            executor.stop()
-            alive = [t.name for t in executor._threads if t.is_alive()]
-            _log(f"executor {executor.name} stopped in {time.monotonic() - started:.2f}s; threads alive: {alive}")
+            if executor is not None:
+                _stop_executor(executor)
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +306,40 @@ def test_isa_routing_holds_for_repeated_actions(client, buildgrid, executors):
             assert response.result.exit_code == 0, _stderr(client, response.result)
             assert _stdout(client, response.result) == machine
             assert response.result.execution_metadata.worker.startswith(f"{name}/")
+
+
+# BotStatus.OK in remote_workers' bots.proto, as BuildGrid stores it in its `bots` table.
+_BOT_STATUS_OK = 1
+
+
+def _bot_rows(buildgrid, bot_ids):
+    """(bot_id, bot_status) of BuildGrid's bot sessions for `bot_ids`, read from its database with
+    the BuildGrid venv's psycopg2 (the server has no RPC that lists bots)."""
+    pg = buildgrid.postgres
+    script = (
+        "import json, sys, psycopg2\n"
+        f"c = psycopg2.connect(host={pg.host!r}, port={pg.port}, user={pg.user!r}, dbname={pg.database!r})\n"
+        "cur = c.cursor()\n"
+        "cur.execute('SELECT bot_id, bot_status FROM bots WHERE bot_id = ANY(%s) ORDER BY bot_id', (sys.argv[1:],))\n"
+        "print(json.dumps(cur.fetchall()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    out = subprocess.run(
+        [str(buildgrid.venv / "bin" / "python"), "-c", script, *bot_ids],
+        check=True, stdout=subprocess.PIPE, text=True, timeout=30, env=env,
+    ).stdout
+    return [tuple(row) for row in json.loads(out)]
+
+
+def test_stopped_executor_leaves_no_idle_session(buildgrid, executors):
+    """Runs last: stops the arm-a64 executor, then BuildGrid must no longer count its slots as
+    idle bots it may hand work to (BOT_TERMINATING, or the session gone)."""
+    arm = executors["arm-a64"]
+    bot_ids = [slot.bot_id for slot in arm.slots]
+    before = _bot_rows(buildgrid, bot_ids)
+    if sorted(b for b, _ in before) != sorted(bot_ids):
+        pytest.skip(f"the arm-a64 slots have no BuildGrid sessions to begin with: {before}")
+    _stop_executor(arm)
+    after = _bot_rows(buildgrid, bot_ids)
+    _log(f"BuildGrid bot rows before stop {before}, after {after}")
+    assert not [row for row in after if row[1] == _BOT_STATUS_OK], after
