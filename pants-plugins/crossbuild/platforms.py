@@ -1,0 +1,45 @@
+"""Target platforms and build profiles, as zig understands them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+
+@dataclass(frozen=True)
+class TargetPlatform:
+    name: str
+    arch: str  # the first component of the triple, as `uname -m` prints it
+    os: str
+
+    def triple(self, libc: str) -> str:
+        if self.os == "windows":
+            return f"{self.arch}-windows-gnu"
+        return f"{self.arch}-linux-{libc}"
+
+    @property
+    def executable_suffix(self) -> str:
+        return ".exe" if self.os == "windows" else ""
+
+
+PLATFORMS: Dict[str, TargetPlatform] = {
+    "linux_arm64": TargetPlatform("linux_arm64", "aarch64", "linux"),
+    "linux_x86_64": TargetPlatform("linux_x86_64", "x86_64", "linux"),
+    "windows_arm64": TargetPlatform("windows_arm64", "aarch64", "windows"),
+    "windows_x86_64": TargetPlatform("windows_x86_64", "x86_64", "windows"),
+}
+
+
+@dataclass(frozen=True)
+class BuildProfile:
+    name: str
+    compile_flags: Tuple[str, ...]
+    link_flags: Tuple[str, ...]
+
+
+PROFILES: Dict[str, BuildProfile] = {
+    "debug": BuildProfile("debug", ("-O0", "-g"), ()),
+    "release": BuildProfile("release", ("-O2",), ()),
+    "release-lto": BuildProfile("release-lto", ("-O2", "-flto"), ("-flto",)),
+    "release-size": BuildProfile("release-size", ("-Os", "-ffunction-sections", "-fdata-sections"), ("-s", "-Wl,--gc-sections")),
+}

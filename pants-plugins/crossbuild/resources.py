@@ -1,0 +1,26 @@
+"""Files the plugin ships (under crossbuild/resources/) and puts into sandboxes."""
+
+from __future__ import annotations
+
+import pkgutil
+
+from pants.engine.fs import CreateDigest, FileContent
+
+SANDBOX_DIR = "__crossbuild"
+HARNESS_HEADER = "crossbuild_test.h"
+SHARD_RUNNER = "shard_runner.sh"
+
+
+def _resource(name: str) -> bytes:
+    data = pkgutil.get_data("crossbuild", f"resources/{name}")
+    if data is None:
+        raise FileNotFoundError(f"the crossbuild plugin is missing its resource {name}")
+    return data
+
+
+def harness_header_digest() -> CreateDigest:
+    return CreateDigest([FileContent(f"{SANDBOX_DIR}/{HARNESS_HEADER}", _resource(HARNESS_HEADER))])
+
+
+def shard_runner_digest() -> CreateDigest:
+    return CreateDigest([FileContent(f"{SANDBOX_DIR}/{SHARD_RUNNER}", _resource(SHARD_RUNNER), is_executable=True)])

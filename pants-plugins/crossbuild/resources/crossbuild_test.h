@@ -1,0 +1,416 @@
+/*
+ * crossbuild_test.h - a single-header test harness for crossbuild native test binaries.
+ *
+ * Plain C99/C11 plus libc; needs __attribute__((constructor)), which GCC, Clang and
+ * `zig cc` all provide. Include it from exactly ONE .c file per test binary: that file
+ * becomes the binary, and this header supplies its main().
+ *
+ * THE TEST BINARY PROTOCOL
+ *
+ *   BIN --list         Print every registered case name, one per line, in the order
+ *                      the cases appear in the source. Exit 0.
+ *   BIN --exact NAME   Run exactly the case NAME in this process.
+ *                        exit 0  the case passed (nothing is printed)
+ *                        exit 1  an assertion failed; the reason is on stderr
+ *                        exit 2  there is no case called NAME (stderr names it),
+ *                                or the command line was not understood
+ *                        exit 3  the binary is broken (more cases than it can hold)
+ *                      A crash is not caught: the process dies of its signal and the
+ *                      runner reports it.
+ *   BIN                Run every case in this process, one after another, print one
+ *                      line per case and a closing "N passed, N failed" line, exit 1
+ *                      if any case failed (0 otherwise). Meant for running by hand; a
+ *                      crash here ends the whole run.
+ *   BIN --help         Print this usage summary.
+ *
+ * DEFINING CASES
+ *
+ *   CB_TEST(name) { ...body... }
+ *
+ *   Use at file scope. `name` must be a C identifier; it is the case name exactly as
+ *   written (CB_TEST(parses_empty_input) is listed as "parses_empty_input"). Names must
+ *   be unique within one binary (a repeated name fails to compile, since each case is a
+ *   function). Cases register themselves from constructor functions before main() runs
+ *   and are listed in source order. A binary holds at most CB_TEST_MAX_CASES cases
+ *   (default 1024); #define it before including this header to raise it. A binary with
+ *   too many cases refuses to do anything and says so (exit 3).
+ *
+ * ASSERTIONS
+ *
+ *   Each one evaluates its arguments exactly once. On failure it prints
+ *   "FILE:LINE: MACRO(args as written) failed: details" to stderr and ends the case
+ *   (exit 1 under --exact). They may be used in helper functions called from a case.
+ *
+ *   CB_ASSERT(cond)             cond is true (non-zero)
+ *   CB_ASSERT_EQ_INT(a, b)      a == b, compared and printed as long long
+ *   CB_ASSERT_EQ_UINT(a, b)     a == b, compared and printed as unsigned long long
+ *                               (decimal and hex)
+ *   CB_ASSERT_EQ_STR(a, b)      NUL-terminated strings are equal (both NULL counts as
+ *                               equal); printed quoted, with C escapes for odd bytes
+ *   CB_ASSERT_EQ_MEM(a, b, n)   the first n bytes at a and b are equal; on failure the
+ *                               first differing offset and a hex dump around it
+ *   CB_ASSERT_NEAR(a, b, eps)   |a - b| <= eps as doubles (a NaN is never near)
+ *   CB_FAIL(msg)                fail unconditionally with the string msg
+ *
+ *   Example failure:
+ *     tests/foo_test.c:42: CB_ASSERT_EQ_INT(x, 3) failed: 2 != 3
+ *
+ * EXAMPLE (tests/add_test.c, compiled and linked with the code under test)
+ *
+ *   #include "crossbuild_test.h"
+ *   #include "mylib/add.h"
+ *
+ *   CB_TEST(adds_small_numbers) {
+ *       CB_ASSERT_EQ_INT(add(2, 3), 5);
+ *   }
+ *
+ *   CB_TEST(greets_by_name) {
+ *       char buf[32];
+ *       greet(buf, sizeof buf, "arm64");
+ *       CB_ASSERT_EQ_STR(buf, "hello, arm64");
+ *   }
+ *
+ *   $ ./add_test --list
+ *   adds_small_numbers
+ *   greets_by_name
+ *   $ ./add_test --exact adds_small_numbers; echo $?
+ *   0
+ *
+ * OWN main()
+ *
+ *   #define CB_TEST_NO_MAIN before the #include to leave main() out; then call
+ *   cb_test_main(argc, argv) from your own main() and return what it returns.
+ */
+#ifndef CROSSBUILD_TEST_H
+#define CROSSBUILD_TEST_H
+
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "crossbuild_test.h needs __attribute__((constructor)): use GCC, Clang or zig cc"
+#endif
+
+#ifndef CB_TEST_MAX_CASES
+#define CB_TEST_MAX_CASES 1024
+#endif
+
+#define CB__UNUSED __attribute__((unused))
+#define CB__NORETURN __attribute__((noreturn))
+
+/* A per-translation-unit sequence number used to list cases in source order whatever
+ * order the constructors happen to run in. */
+#if defined(__COUNTER__)
+#define CB__SEQ __COUNTER__
+#else
+#define CB__SEQ __LINE__
+#endif
+
+typedef void (*cb__test_fn)(void);
+
+typedef struct {
+    const char *name;
+    cb__test_fn fn;
+    const char *file;
+    int line;
+    long seq;
+} cb__case;
+
+static struct {
+    cb__case cases[CB_TEST_MAX_CASES];
+    size_t count;
+    size_t dropped; /* registrations beyond CB_TEST_MAX_CASES */
+    int in_case;    /* a case is running and on_fail is armed */
+    jmp_buf on_fail;
+} cb__state;
+
+CB__UNUSED static void cb__register(const char *name, cb__test_fn fn, const char *file,
+                                    int line, long seq) {
+    if (cb__state.count >= (size_t)CB_TEST_MAX_CASES) {
+        cb__state.dropped++;
+        return;
+    }
+    cb__state.cases[cb__state.count].name = name;
+    cb__state.cases[cb__state.count].fn = fn;
+    cb__state.cases[cb__state.count].file = file;
+    cb__state.cases[cb__state.count].line = line;
+    cb__state.cases[cb__state.count].seq = seq;
+    cb__state.count++;
+}
+
+#define CB_TEST(name)                                                                      \
+    static void cb__test_##name(void);                                                     \
+    __attribute__((constructor)) static void cb__register_##name(void) {                   \
+        cb__register(#name, cb__test_##name, __FILE__, __LINE__, (long)(CB__SEQ));         \
+    }                                                                                      \
+    static void cb__test_##name(void)
+
+/* ---- failure reporting ---------------------------------------------------------- */
+
+CB__NORETURN CB__UNUSED static void cb__end_case(void) {
+    fflush(stdout);
+    fflush(stderr);
+    if (cb__state.in_case) {
+        longjmp(cb__state.on_fail, 1);
+    }
+    /* An assertion outside any case (e.g. from a constructor): just fail. */
+    exit(1);
+}
+
+CB__UNUSED static void cb__head(const char *file, int line, const char *expr) {
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: %s failed", file, line, expr);
+}
+
+CB__UNUSED static void cb__put_quoted(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t shown = 0;
+    if (s == NULL) {
+        fputs("NULL", stderr);
+        return;
+    }
+    fputc('"', stderr);
+    for (; *p != 0; p++, shown++) {
+        if (shown == 256) {
+            fputs("\"...", stderr);
+            return;
+        }
+        switch (*p) {
+        case '"': fputs("\\\"", stderr); break;
+        case '\\': fputs("\\\\", stderr); break;
+        case '\n': fputs("\\n", stderr); break;
+        case '\r': fputs("\\r", stderr); break;
+        case '\t': fputs("\\t", stderr); break;
+        default:
+            if (*p < 0x20 || *p >= 0x7f) {
+                fprintf(stderr, "\\x%02x", (unsigned)*p);
+            } else {
+                fputc(*p, stderr);
+            }
+        }
+    }
+    fputc('"', stderr);
+}
+
+CB__UNUSED static void cb__fail_bool(const char *file, int line, const char *expr) {
+    cb__head(file, line, expr);
+    fputc('\n', stderr);
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__fail_msg(const char *file, int line, const char *expr,
+                                    const char *msg) {
+    cb__head(file, line, expr);
+    fprintf(stderr, ": %s\n", msg != NULL ? msg : "(null)");
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__check_int(const char *file, int line, const char *expr,
+                                     long long a, long long b) {
+    if (a == b) return;
+    cb__head(file, line, expr);
+    fprintf(stderr, ": %lld != %lld\n", a, b);
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__check_uint(const char *file, int line, const char *expr,
+                                      unsigned long long a, unsigned long long b) {
+    if (a == b) return;
+    cb__head(file, line, expr);
+    fprintf(stderr, ": %llu (0x%llx) != %llu (0x%llx)\n", a, a, b, b);
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__check_str(const char *file, int line, const char *expr,
+                                     const char *a, const char *b) {
+    if (a == b) return;
+    if (a != NULL && b != NULL && strcmp(a, b) == 0) return;
+    cb__head(file, line, expr);
+    fputs(": ", stderr);
+    cb__put_quoted(a);
+    fputs(" != ", stderr);
+    cb__put_quoted(b);
+    fputc('\n', stderr);
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__dump_row(const char *label, const unsigned char *p, size_t from,
+                                    size_t to, size_t mark) {
+    size_t i;
+    fprintf(stderr, "  %s +0x%04lx:", label, (unsigned long)from);
+    for (i = from; i < to; i++) {
+        if (i == mark) {
+            fprintf(stderr, " [%02x]", (unsigned)p[i]);
+        } else {
+            fprintf(stderr, " %02x", (unsigned)p[i]);
+        }
+    }
+    fputc('\n', stderr);
+}
+
+CB__UNUSED static void cb__check_mem(const char *file, int line, const char *expr,
+                                     const void *a, const void *b, size_t n) {
+    const unsigned char *pa = (const unsigned char *)a;
+    const unsigned char *pb = (const unsigned char *)b;
+    size_t off, from, to;
+    if (n == 0 || a == b) return;
+    if (a == NULL || b == NULL) {
+        cb__head(file, line, expr);
+        fprintf(stderr, ": %s is NULL\n", a == NULL ? "first pointer" : "second pointer");
+        cb__end_case();
+    }
+    if (memcmp(a, b, n) == 0) return;
+    for (off = 0; off < n && pa[off] == pb[off]; off++) {
+    }
+    cb__head(file, line, expr);
+    fprintf(stderr, ": first difference at offset %lu of %lu: 0x%02x != 0x%02x\n",
+            (unsigned long)off, (unsigned long)n, (unsigned)pa[off], (unsigned)pb[off]);
+    from = off - off % 16;
+    to = from + 16 < n ? from + 16 : n;
+    cb__dump_row("a", pa, from, to, off);
+    cb__dump_row("b", pb, from, to, off);
+    cb__end_case();
+}
+
+CB__UNUSED static void cb__check_near(const char *file, int line, const char *expr,
+                                      double a, double b, double eps) {
+    double d = a - b;
+    if (d < 0) d = -d;
+    /* Written so that any NaN (a, b or eps) lands in the failure branch. */
+    if (d <= eps) return;
+    cb__head(file, line, expr);
+    fprintf(stderr, ": %.17g and %.17g differ by %.17g, more than %.17g\n", a, b, d, eps);
+    cb__end_case();
+}
+
+/* ---- assertion macros ------------------------------------------------------------ */
+
+#define CB_ASSERT(cond)                                                                    \
+    do {                                                                                   \
+        if (!(cond)) cb__fail_bool(__FILE__, __LINE__, "CB_ASSERT(" #cond ")");            \
+    } while (0)
+
+#define CB_FAIL(msg) cb__fail_msg(__FILE__, __LINE__, "CB_FAIL", (msg))
+
+#define CB_ASSERT_EQ_INT(a, b)                                                             \
+    cb__check_int(__FILE__, __LINE__, "CB_ASSERT_EQ_INT(" #a ", " #b ")",                  \
+                  (long long)(a), (long long)(b))
+
+#define CB_ASSERT_EQ_UINT(a, b)                                                            \
+    cb__check_uint(__FILE__, __LINE__, "CB_ASSERT_EQ_UINT(" #a ", " #b ")",                \
+                   (unsigned long long)(a), (unsigned long long)(b))
+
+#define CB_ASSERT_EQ_STR(a, b)                                                             \
+    cb__check_str(__FILE__, __LINE__, "CB_ASSERT_EQ_STR(" #a ", " #b ")", (a), (b))
+
+#define CB_ASSERT_EQ_MEM(a, b, n)                                                          \
+    cb__check_mem(__FILE__, __LINE__, "CB_ASSERT_EQ_MEM(" #a ", " #b ", " #n ")", (a),     \
+                  (b), (size_t)(n))
+
+#define CB_ASSERT_NEAR(a, b, eps)                                                          \
+    cb__check_near(__FILE__, __LINE__, "CB_ASSERT_NEAR(" #a ", " #b ", " #eps ")",         \
+                   (double)(a), (double)(b), (double)(eps))
+
+/* ---- running ----------------------------------------------------------------------- */
+
+/* Put the cases in source order (insertion sort: stable, and the list is short). */
+CB__UNUSED static void cb__sort_cases(void) {
+    size_t i, j;
+    for (i = 1; i < cb__state.count; i++) {
+        cb__case c = cb__state.cases[i];
+        for (j = i; j > 0 && cb__state.cases[j - 1].seq > c.seq; j--) {
+            cb__state.cases[j] = cb__state.cases[j - 1];
+        }
+        cb__state.cases[j] = c;
+    }
+}
+
+/* 0 if the case passed, 1 if an assertion failed. Kept out of line so the setjmp
+ * frame is this function's alone; nothing here is modified between setjmp and a
+ * longjmp back to it. */
+__attribute__((noinline)) CB__UNUSED static int cb__run_case(size_t index) {
+    static volatile size_t running;
+    running = index;
+    cb__state.in_case = 1;
+    if (setjmp(cb__state.on_fail) != 0) {
+        cb__state.in_case = 0;
+        return 1;
+    }
+    cb__state.cases[running].fn();
+    cb__state.in_case = 0;
+    return 0;
+}
+
+CB__UNUSED static void cb__usage(FILE *out, const char *prog) {
+    fprintf(out,
+            "usage: %s                 run every case, print a summary\n"
+            "       %s --list          print the case names, one per line\n"
+            "       %s --exact NAME    run the case NAME: exit 0 pass, 1 fail, 2 no such case\n",
+            prog, prog, prog);
+}
+
+CB__UNUSED static int cb_test_main(int argc, char **argv) {
+    const char *prog = (argc > 0 && argv[0] != NULL) ? argv[0] : "test";
+    size_t i;
+
+    if (cb__state.dropped > 0) {
+        fprintf(stderr,
+                "%s: %lu test cases are defined but a binary holds at most %lu; "
+                "#define CB_TEST_MAX_CASES to a larger number before including "
+                "crossbuild_test.h, or split the file\n",
+                prog, (unsigned long)(cb__state.count + cb__state.dropped),
+                (unsigned long)CB_TEST_MAX_CASES);
+        return 3;
+    }
+    cb__sort_cases();
+
+    if (argc <= 1) {
+        size_t passed = 0, failed = 0;
+        /* Unbuffered, so the per-case lines interleave with assertion messages. */
+        setvbuf(stdout, NULL, _IONBF, 0);
+        for (i = 0; i < cb__state.count; i++) {
+            if (cb__run_case(i) == 0) {
+                passed++;
+                printf("ok   %s\n", cb__state.cases[i].name);
+            } else {
+                failed++;
+                printf("FAIL %s\n", cb__state.cases[i].name);
+            }
+        }
+        printf("%lu passed, %lu failed\n", (unsigned long)passed, (unsigned long)failed);
+        return failed == 0 ? 0 : 1;
+    }
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (i = 0; i < cb__state.count; i++) {
+            printf("%s\n", cb__state.cases[i].name);
+        }
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "--exact") == 0) {
+        for (i = 0; i < cb__state.count; i++) {
+            if (strcmp(cb__state.cases[i].name, argv[2]) == 0) {
+                /* Keep anything the case prints if it then crashes. */
+                setvbuf(stdout, NULL, _IOLBF, 0);
+                return cb__run_case(i);
+            }
+        }
+        fprintf(stderr, "%s: no test case named '%s' (try --list)\n", prog, argv[2]);
+        return 2;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        cb__usage(stdout, prog);
+        return 0;
+    }
+    fprintf(stderr, "%s: unrecognised arguments\n", prog);
+    cb__usage(stderr, prog);
+    return 2;
+}
+
+#ifndef CB_TEST_NO_MAIN
+int main(int argc, char **argv) { return cb_test_main(argc, argv); }
+#endif
+
+#endif /* CROSSBUILD_TEST_H */
