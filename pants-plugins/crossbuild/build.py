@@ -99,7 +99,7 @@ async def compile_object(request: CompileRequest, zig: ZigToolchain) -> Compiled
             append_only_caches=zig.append_only_caches,
             env=zig.env,
             output_files=(obj,),
-            level=LogLevel.DEBUG,
+            level=LogLevel.INFO,
         ),
     )
     if result.exit_code != 0:
@@ -136,7 +136,7 @@ async def link_binary(request: LinkRequest, zig: ZigToolchain) -> LinkedBinary:
             append_only_caches=zig.append_only_caches,
             env=zig.env,
             output_files=(exe,),
-            level=LogLevel.DEBUG,
+            level=LogLevel.INFO,
         ),
     )
     if result.exit_code != 0:

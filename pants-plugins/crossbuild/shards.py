@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pants.core.goals.test import TestExtraEnv, TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.core.util_rules.environments import EnvironmentField, EnvironmentNameRequest
+from pants.core.util_rules.environments import (
+    EnvironmentNameRequest,
+    EnvironmentTarget,
+    LocalEnvironmentTarget,
+)
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.environment import EnvironmentName
 from pants.engine.fs import CreateDigest, Digest, MergeDigests, Snapshot
@@ -102,8 +106,12 @@ async def run_shard(
     batch: CrossbuildShardTestRequest.Batch[CrossbuildShardFieldSet, Any],
     test_subsystem: TestSubsystem,
     test_extra_env: TestExtraEnv,
+    env_target: EnvironmentTarget,
 ) -> TestResult:
     fs = batch.single_element
+    # A remote environment that fell back to this machine (remote execution off) cannot run
+    # another architecture's binaries natively; there the runner may use qemu-user if present.
+    local = env_target.val is None or isinstance(env_target.val, LocalEnvironmentTarget)
     archive_address = await Get(
         Address,
         AddressInput,
@@ -155,6 +163,7 @@ async def run_shard(
                 "PATH": "/usr/bin:/bin",
                 "TEST_SHARD_INDEX": str(index),
                 "TEST_TOTAL_SHARDS": str(total),
+                **({"CROSSBUILD_ALLOW_EMULATION": "1"} if local else {}),
             }
         ),
         cache_scope=ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,

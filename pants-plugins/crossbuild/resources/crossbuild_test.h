@@ -31,9 +31,10 @@
  *   written (CB_TEST(parses_empty_input) is listed as "parses_empty_input"). Names must
  *   be unique within one binary (a repeated name fails to compile, since each case is a
  *   function). Cases register themselves from constructor functions before main() runs
- *   and are listed in source order. A binary holds at most CB_TEST_MAX_CASES cases
- *   (default 1024); #define it before including this header to raise it. A binary with
- *   too many cases refuses to do anything and says so (exit 3).
+ *   and are listed in source order: by line number within a file (cases from an
+ *   #included file are kept together as a block). A binary holds at most
+ *   CB_TEST_MAX_CASES cases (default 1024); #define it before including this header to
+ *   raise it. A binary with too many cases refuses to do anything and says so (exit 3).
  *
  * ASSERTIONS
  *
@@ -101,14 +102,6 @@
 #define CB__UNUSED __attribute__((unused))
 #define CB__NORETURN __attribute__((noreturn))
 
-/* A per-translation-unit sequence number used to list cases in source order whatever
- * order the constructors happen to run in. */
-#if defined(__COUNTER__)
-#define CB__SEQ __COUNTER__
-#else
-#define CB__SEQ __LINE__
-#endif
-
 typedef void (*cb__test_fn)(void);
 
 typedef struct {
@@ -116,7 +109,7 @@ typedef struct {
     cb__test_fn fn;
     const char *file;
     int line;
-    long seq;
+    size_t group; /* cases from the same file share a group: see cb__sort_cases */
 } cb__case;
 
 static struct {
@@ -128,7 +121,7 @@ static struct {
 } cb__state;
 
 CB__UNUSED static void cb__register(const char *name, cb__test_fn fn, const char *file,
-                                    int line, long seq) {
+                                    int line) {
     if (cb__state.count >= (size_t)CB_TEST_MAX_CASES) {
         cb__state.dropped++;
         return;
@@ -137,14 +130,14 @@ CB__UNUSED static void cb__register(const char *name, cb__test_fn fn, const char
     cb__state.cases[cb__state.count].fn = fn;
     cb__state.cases[cb__state.count].file = file;
     cb__state.cases[cb__state.count].line = line;
-    cb__state.cases[cb__state.count].seq = seq;
+    cb__state.cases[cb__state.count].group = 0;
     cb__state.count++;
 }
 
 #define CB_TEST(name)                                                                      \
     static void cb__test_##name(void);                                                     \
     __attribute__((constructor)) static void cb__register_##name(void) {                   \
-        cb__register(#name, cb__test_##name, __FILE__, __LINE__, (long)(CB__SEQ));         \
+        cb__register(#name, cb__test_##name, __FILE__, __LINE__);                          \
     }                                                                                      \
     static void cb__test_##name(void)
 
@@ -316,13 +309,30 @@ CB__UNUSED static void cb__check_near(const char *file, int line, const char *ex
 
 /* ---- running ----------------------------------------------------------------------- */
 
-/* Put the cases in source order (insertion sort: stable, and the list is short). */
+/* Put the cases in source order, whatever order the constructors ran in: by line
+ * within each file, and files (a test file may #include others that define cases)
+ * in the order their first case registered. Insertion sort: stable, lists are short. */
 CB__UNUSED static void cb__sort_cases(void) {
     size_t i, j;
+    for (i = 0; i < cb__state.count; i++) {
+        cb__case *c = &cb__state.cases[i];
+        c->group = i;
+        for (j = 0; j < i; j++) {
+            const char *f = cb__state.cases[j].file;
+            if (f == c->file || strcmp(f, c->file) == 0) {
+                c->group = cb__state.cases[j].group;
+                break;
+            }
+        }
+    }
     for (i = 1; i < cb__state.count; i++) {
         cb__case c = cb__state.cases[i];
-        for (j = i; j > 0 && cb__state.cases[j - 1].seq > c.seq; j--) {
-            cb__state.cases[j] = cb__state.cases[j - 1];
+        for (j = i; j > 0; j--) {
+            const cb__case *prev = &cb__state.cases[j - 1];
+            if (prev->group < c.group || (prev->group == c.group && prev->line <= c.line)) {
+                break;
+            }
+            cb__state.cases[j] = *prev;
         }
         cb__state.cases[j] = c;
     }

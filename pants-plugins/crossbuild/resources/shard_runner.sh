@@ -43,17 +43,19 @@
 # Each case is a separate process; stdout+stderr are captured together; elapsed time comes from
 # /proc/uptime (centiseconds). Classification, in this order:
 #   PASS     exit status 0
-#   TIMEOUT  nonzero status after at least CASE_TIMEOUT seconds. GNU timeout exits 124 (137 when
-#            -k had to SIGKILL); busybox timeout execs the test in its own process, so the status is
-#            the test's own: 143 (SIGTERM), or whatever a SIGTERM handler exits with. Only the
-#            elapsed time tells these from a test that kills itself.
+#   TIMEOUT  status 124, 137 or 143 after at least CASE_TIMEOUT seconds. GNU timeout exits 124
+#            (137 when -k had to SIGKILL); busybox timeout execs the test in its own process, so
+#            the status is the test's own: 143 (SIGTERM) or 137 (SIGKILL after -k). Only the
+#            elapsed time tells these from a test that kills itself. Under busybox, a test that
+#            catches SIGTERM and exits with another status is reported as FAIL/CRASH.
 #   CRASH    status > 128: "killed by signal N (SIGNAME)"
 #   FAIL     any other status: "exit status N" (126/127: the binary could not be executed)
 # Every selected case runs, whatever the earlier ones did.
 #
 # Output (stdout): a header, one line per case (`PASS bin/foo_test::case (0.01s)`,
 # `FAIL bin/foo_test::case (0.02s): exit status 1`, `TIMEOUT ...: timed out after 5s`,
-# `CRASH ...: killed by signal 11 (SIGSEGV)`, `ERROR bin/foo_test --list: ...`), the last 50 lines
+# `CRASH ...: killed by signal 11 (SIGSEGV)`, `ERROR bin/foo_test --list (0.01s): --list failed with
+# exit status 2`), the last 50 lines
 # of a non-passing case's output indented with "    | ", then
 #   shard K/N: P passed, F failed, T timed out, C crashed, E errors of M cases
 # where M counts the cases selected for this shard and E the binaries whose --list failed.
@@ -74,7 +76,30 @@
 # 128+N the runner itself was killed by signal N (HUP, INT, TERM; the temporary folder is removed).
 #
 # Runs under busybox ash (the aarch64 userland has no other shell), dash and bash. Uses only:
-# tar mkdir mktemp rm mv cat sha256sum uname awk tr tail sed wc date timeout.
+# tar mkdir mktemp rm mv cat sha256sum uname awk tr tail sed wc date grep sleep kill timeout.
+#
+# Quirks this works around (busybox 1.35.0 from Debian 12's busybox-static:arm64, dash 0.5.12,
+# mawk 1.3.4, proot 5.1.0, qemu-aarch64-static):
+# - busybox has no `cksum` applet (only `crc32`, a different CRC), and mawk has no bitwise
+#   functions: the POSIX cksum CRC is computed in portable awk, xor through a nibble table.
+#   `printf "%d"` clamps at 2^31-1 in mawk and busybox awk: "%.0f" prints the 32-bit CRC.
+# - busybox `timeout` exits 143 (the test's own SIGTERM death), never 124: it execs the test in
+#   its own process and signals it from a cloned watchdog that polls once a second; it signals
+#   the test process only, not its children (GNU timeout signals its whole process group).
+# - That watchdog outlives the test by up to a second, and proot exits with the status of the
+#   guest's LAST process to end, so the runner's own status would become 0: drain_strays waits
+#   for every process whose command line names the extracted archive before exiting.
+# - busybox grep stops at the NULs of /proc/PID/cmdline: the files go through `tr` first.
+# - ash and dash print "Segmentation fault"/"Terminated" notices for children killed by a
+#   signal, from a buffer flushed later, so `{ cmd; } 2>/dev/null` does not catch them: fd 2 is
+#   /dev/null while tests run. And `{ (f) >file; } 2>/dev/null`, with f a function that execs,
+#   loses `>file` in both: the subshell applies its redirections with `exec` itself.
+# - busybox ash has no job control without a tty (`set -m`: "can't access tty"): no process
+#   groups per case.
+# - busybox `read` (and dash's) read one byte per system call, each traced by proot: bulk text
+#   goes through awk, not `while read` loops, where it can.
+# - qemu adds "qemu: uncaught target signal 11 (Segmentation fault) - core dumped" to the
+#   stderr of a crashing test; it ends up in the captured output.
 
 PATH=${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}
 export PATH
@@ -330,8 +355,38 @@ END {
 # --- temporary folder, cleanup ----------------------------------------------------------------
 
 WORK=
+RAN_TESTS=0
+
+# Waits for processes still running from the archive (their command line names $ROOT/) to end:
+# busybox timeout leaves a watchdog (a clone of itself, reparented to init when the test ends)
+# that notices the end of the test only at its next one-second tick, and proot 5.1.0 exits with
+# the status of the LAST process of the guest to end, so a watchdog outliving this script turns
+# its exit status into 0. Whatever is left after about 3 seconds (a test's stray daemon) is
+# SIGKILLed. GNU timeout waits for its child and leaves nothing behind.
+drain_strays() {
+    [ "$RAN_TESTS" = 1 ] || return 0
+    printf '%s/\n' "$ROOT" >"$WORK/stray.pattern" || return 0
+    drain_n=0
+    # cmdline files are NUL-separated, which busybox grep cannot see through: tr them first. The
+    # pattern is read from a file, so grep's own command line does not match it.
+    while cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\000' '\n' | grep -q -F -f "$WORK/stray.pattern"; do
+        drain_n=$((drain_n + 1))
+        [ "$drain_n" -le 50 ] || break
+        if [ "$drain_n" -gt 30 ]; then
+            for drain_f in /proc/[0-9]*/cmdline; do
+                if tr '\000' '\n' <"$drain_f" 2>/dev/null | grep -q -F -f "$WORK/stray.pattern"; then
+                    drain_pid=${drain_f#/proc/}
+                    kill -KILL "${drain_pid%/cmdline}" 2>/dev/null
+                fi
+            done
+        fi
+        sleep 0.1 2>/dev/null || sleep 1
+    done
+}
+
 cleanup() {
     if [ -n "$WORK" ]; then
+        drain_strays
         cd / 2>/dev/null
         rm -rf "$WORK"
     fi
@@ -453,8 +508,17 @@ canon_arch "${PLATFORM#*_}"
     fatal "manifest.txt in $ARCHIVE is inconsistent: platform $PLATFORM but target $TARGET"
 MACHINE=$(uname -m)
 canon_arch "$MACHINE"
-[ "$ARCH" = "$TARGET_ARCH" ] ||
-    fatal "this archive was built for $TARGET_ARCH (platform $PLATFORM, target $TARGET) but this shard runs on $ARCH"
+EMULATOR=
+if [ "$ARCH" != "$TARGET_ARCH" ]; then
+    # Only where the plugin allows it (a shard whose remote environment fell back to this
+    # machine) and qemu-user is installed: run the binaries emulated, and say so.
+    if [ "${CROSSBUILD_ALLOW_EMULATION:-}" = 1 ] && EMULATOR=$(command -v "qemu-$TARGET_ARCH-static" || command -v "qemu-$TARGET_ARCH"); then
+        printf 'note: running %s binaries under %s on this %s machine (remote execution is off)\n' "$TARGET_ARCH" "$EMULATOR" "$ARCH"
+    else
+        EMULATOR=
+        fatal "this archive was built for $TARGET_ARCH (platform $PLATFORM, target $TARGET) but this shard runs on $ARCH"
+    fi
+fi
 
 i=1
 while [ "$i" -le "$NBIN" ]; do
@@ -477,9 +541,9 @@ if timeout --help 2>&1 | grep -q -e '-k'; then TIMEOUT_HAS_K=1; else TIMEOUT_HAS
 # Replaces the (sub)shell with `timeout ... "$@"`.
 run_timed_exec() {
     if [ "$TIMEOUT_HAS_K" = 1 ]; then
-        exec timeout -k "$KILL_AFTER" "$CASE_TIMEOUT" "$@"
+        exec timeout -k "$KILL_AFTER" "$CASE_TIMEOUT" $EMULATOR "$@"
     else
-        exec timeout "$CASE_TIMEOUT" "$@"
+        exec timeout "$CASE_TIMEOUT" $EMULATOR "$@"
     fi
 }
 
@@ -500,7 +564,7 @@ signame() {
 classify() {
     if [ "$1" -eq 0 ]; then
         KIND=PASS MSG=
-    elif [ $(($2 + 1)) -ge $((CASE_TIMEOUT * 100)) ]; then
+    elif [ $(($2 + 1)) -ge $((CASE_TIMEOUT * 100)) ] && { [ "$1" -eq 124 ] || [ "$1" -eq 137 ] || [ "$1" -eq 143 ]; }; then
         KIND=TIMEOUT MSG="timed out after ${CASE_TIMEOUT}s"
     elif [ "$1" -gt 128 ]; then
         signame $(($1 - 128))
@@ -548,6 +612,7 @@ printf 'shard %s/%s: archive %s, platform %s, target %s, %s partition, %ss per c
 exec 2>/dev/null
 
 # 1. list every binary's cases, in manifest order.
+RAN_TESTS=1
 i=1
 while [ "$i" -le "$NBIN" ]; do
     eval "p=\$BIN_$i"
@@ -595,7 +660,7 @@ while IFS= read -r line; do
     name=${line#* }
     eval "p=\$BIN_$idx"
     n=$((n + 1))
-    out=$WORK/out/$n
+    out=$WORK/out/current  # reused: only non-passing cases keep a copy (the XML body)
     now_cs
     t0=$NOW
     (exec </dev/null >"$out" 2>&1 9>&-; run_timed_exec "$ROOT/$p" --exact "$name")
@@ -616,7 +681,7 @@ while IFS= read -r line; do
     else
         printf '%s %s::%s (%ss): %s\n' "$KIND" "$p" "$name" "$SECS" "$MSG"
         show_output "$out"
-        body=$out.body
+        body=$WORK/out/$n.body
         prepare_body "$out" "$body"
     fi
     printf 'C %s %s %s %s\nN%s\nM%s\n' "$KIND" "$idx" "$el" "$body" "$name" "$MSG" >>"$WORK/results"

@@ -1,0 +1,158 @@
+"""The crossbuild plugin end to end, driven by Pants 2.17 against the embedded bridge and its
+x86-64 and ARM64 executors.
+
+One small C project: a library and three test binaries built once here for linux_arm64 and
+run as three shards on the ARM64 executor. Checked: every case runs in exactly one shard, all
+shards take the same archive; a second run from an empty local store is served from the
+bridge; editing one test source recompiles one object and relinks one binary.
+"""
+
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bridge_e2e.pants_runner import bridge_command, open_temp_dir, remote_flags, run_pants
+
+PLUGIN_ROOT = Path("pants-plugins").resolve()
+
+LIB_H = "int cb_add(int a, int b);\nint cb_is_upper(char c);\n"
+LIB_C = textwrap.dedent(
+    """\
+    #include "mylib/lib.h"
+    int cb_add(int a, int b) { return a + b; }
+    int cb_is_upper(char c) { unsigned char u = (unsigned char)c; return u >= 'A' && u <= 'Z'; }
+    """
+)
+
+
+def source_of_test(name: str, cases: int) -> str:
+    body = ['#include "crossbuild_test.h"', '#include "mylib/lib.h"']
+    for i in range(cases):
+        body.append(f"CB_TEST({name}_{i}) {{ CB_ASSERT_EQ_INT(cb_add({i}, 1), {i + 1}); }}")
+    body.append(f"CB_TEST({name}_char) {{ CB_ASSERT(!cb_is_upper((char)0xC9)); CB_ASSERT(cb_is_upper('Q')); }}")
+    return "\n".join(body) + "\n"
+
+
+def write_project(root: Path) -> None:
+    (root / "pants.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [GLOBAL]
+            pants_version = "2.17.1"
+            pythonpath = ["{PLUGIN_ROOT}"]
+            backend_packages = ["pants.backend.experimental.cc", "crossbuild"]
+            remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"
+            ca_certs_path = "/etc/ssl/certs/ca-certificates.crt"
+
+            [source]
+            root_patterns = ["/"]
+
+            [environments-preview.names]
+            local = "//:local"
+            linux_arm64 = "//:linux_arm64"
+
+            [anonymous-telemetry]
+            enabled = false
+            """
+        )
+    )
+    (root / "BUILD").write_text(
+        textwrap.dedent(
+            """\
+            local_environment(name="local")
+            remote_environment(
+                name="linux_arm64",
+                platform="linux_arm64",
+                extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
+                fallback_environment="local",
+            )
+            """
+        )
+    )
+    (root / "proj" / "mylib").mkdir(parents=True)
+    (root / "proj" / "tests").mkdir()
+    (root / "proj" / "mylib" / "lib.h").write_text(LIB_H)
+    (root / "proj" / "mylib" / "lib.c").write_text(LIB_C)
+    for name, n in (("alpha", 5), ("beta", 4), ("gamma", 3)):
+        (root / "proj" / "tests" / f"{name}_test.c").write_text(source_of_test(name, n))
+    (root / "proj" / "BUILD").write_text(
+        textwrap.dedent(
+            """\
+            cc_sources(name="lib", sources=["mylib/*.c", "mylib/*.h"])
+            crossbuild_test_archive(
+                name="tests-arm64",
+                sources=["tests/*_test.c"],
+                dependencies=[":lib"],
+                include_dirs=["proj"],
+                platform="linux_arm64",
+            )
+            crossbuild_sharded_tests(
+                name="arm64", archive=":tests-arm64", shards=3, partition="count",
+                environment="linux_arm64",
+            )
+            """
+        )
+    )
+
+
+ALL_CASES = {f"{n}_{i}" for n, k in (("alpha", 5), ("beta", 4), ("gamma", 3)) for i in range(k)} | {
+    "alpha_char",
+    "beta_char",
+    "gamma_char",
+}
+
+
+@pytest.fixture
+def cluster():
+    state = open_temp_dir("crossbuild-e2e-cluster-")
+    out = subprocess.run(
+        bridge_command("up", "--state-dir", str(state), "--listen", "127.0.0.1:0", "--concurrency", "2"),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    yield out.stdout.strip().splitlines()[-1]
+    subprocess.run(bridge_command("down", "--state-dir", str(state)), capture_output=True)
+
+
+def run(project: Path, store: Path, address: str, *args: str):
+    return run_pants(project, store, *remote_flags(address), "test", "--output=all", *args, "proj::")
+
+
+def test_archive_shards_cache_and_incremental_rebuild(cluster, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project)
+
+    first = run(project, tmp_path / "store-1", cluster)
+    log = first.stdout + first.stderr
+    assert first.returncode == 0, log
+    for k in (1, 2, 3):
+        assert f"proj:arm64#shard-{k}-of-3 succeeded" in log and "ran in remote environment `linux_arm64`" in log
+    ran = re.findall(r"PASS bin/\w+::(\w+)", log)
+    assert sorted(ran) == sorted(ALL_CASES), "every case runs in exactly one shard"
+    archive_lines = set(re.findall(r"shard \d/3: archive ([^,\s]+)", log))
+    assert archive_lines == {"tests-arm64.tar"}
+    compiles = re.findall(r"Completed: Compile (\S+) for linux_arm64", log)
+    links = re.findall(r"Completed: Link (\S+) for linux_arm64", log)
+    assert sorted(compiles) == ["proj/mylib/lib.c", "proj/tests/alpha_test.c", "proj/tests/beta_test.c", "proj/tests/gamma_test.c"]
+    assert sorted(links) == ["alpha_test", "beta_test", "gamma_test"], "each binary linked once for all shards"
+
+    second = run(project, tmp_path / "store-2", cluster)
+    log2 = second.stdout + second.stderr
+    assert second.returncode == 0, log2
+    for k in (1, 2, 3):
+        line = next(l for l in log2.splitlines() if f"proj:arm64#shard-{k}-of-3 succeeded" in l)
+        assert "cached remotely" in line, line
+
+    beta = project / "proj" / "tests" / "beta_test.c"
+    beta.write_text(beta.read_text() + "CB_TEST(beta_added) { CB_ASSERT(1); }\n")
+    third = run(project, tmp_path / "store-2", cluster)
+    log3 = third.stdout + third.stderr
+    assert third.returncode == 0, log3
+    assert re.findall(r"Completed: Compile (\S+) for linux_arm64", log3) == ["proj/tests/beta_test.c"]
+    assert re.findall(r"Completed: Link (\S+) for linux_arm64", log3) == ["beta_test"]
+    assert "beta_added" in log3
