@@ -117,7 +117,16 @@ class ActionRunner:
             (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
         if self.run_as is not None:
             self._hand_over(root)
-        binds = [root] + ([self.append_only_caches] if self.append_only_caches else [])
+            os.chown(sandbox, self.run_as.uid, self.run_as.gid)
+        binds = [sandbox] + ([self.append_only_caches] if self.append_only_caches else [])
+        status_file = sandbox / "exit-status"
+        if getattr(self.wrapper, "exit_status_is_last_process", False):
+            # proot exits with the status of whichever guest process ends last, which may be a
+            # leftover background child; a shell inside records the command's own status.
+            argv = [
+                "/bin/sh", "-c", 'st=0; "$@" || st=$?; echo "$st" > ' + f"'{status_file}'" + '; exit "$st"',
+                "crossbuild-action", *argv,
+            ]
         wrapped = self._drop_privileges(self.wrapper.wrap(argv, cwd=workdir, binds=binds))
         timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
         stdout_path, stderr_path = sandbox / "stdout", sandbox / "stderr"
@@ -140,6 +149,10 @@ class ActionRunner:
                 proc = None
             if proc is not None:
                 status, message, exit_code = self._wait(proc, timeout, cancelled)
+                if status == OK and status_file.exists():
+                    recorded = status_file.read_text().strip()
+                    if recorded.lstrip("-").isdigit():
+                        exit_code = int(recorded)
         meta.execution_completed_timestamp.CopyFrom(_now())
         meta.output_upload_start_timestamp.CopyFrom(_now())
         outputs = collect_outputs(workdir, command)

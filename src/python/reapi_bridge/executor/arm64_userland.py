@@ -244,6 +244,8 @@ class Arm64Userland:
     rootfs: Path
     qemu: Path
     proot: Path
+    # proot's own exit status is that of the guest process that ended last (see ActionRunner).
+    exit_status_is_last_process = True
 
     @classmethod
     def detect(cls, rootfs: Path) -> "Arm64Userland":

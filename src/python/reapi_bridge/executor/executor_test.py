@@ -178,3 +178,15 @@ def test_arm64_executor_runs_in_aarch64_userland(client, executor, arm64_executo
     response, _ = execute(client, x86)
     assert client.stream_read(response.result.stdout_digest) == b"x86_64\n"
     assert response.result.execution_metadata.worker.startswith("test-x86")
+
+
+def test_arm64_exit_status_is_the_commands_not_a_leftover_childs(client, arm64_executor):
+    """proot reports whichever process ends last; the executor must report the command's."""
+    action = make_action(
+        client,
+        ["/bin/sh", "-c", "(sleep 1; exit 7) & exit 5"],
+        env={"PATH": "/bin:/usr/bin"},
+        platform={"OSFamily": "linux", "ISA": "arm-a64"},
+    )
+    response, _ = execute(client, action)
+    assert response.result.exit_code == 5
