@@ -4,7 +4,9 @@
 #
 #   zig cc, x86_64-linux-musl   at -O2, -O0 -g and -Os, run natively
 #   zig cc, aarch64-linux-musl  at -O2, -O0 -g and -Os, run under qemu-aarch64-static
-#                               (natively on an aarch64 host)
+#                               (natively on an aarch64 host), and as the plugin's
+#                               release-lto (-O2 -flto) and release-size (-Os with
+#                               section GC, stripped) profiles build them
 #   host gcc                    -O2 with -fsigned-char and with -funsigned-char, and
 #                               -O1 -g with ASan+UBSan, -funsigned-char and stricter
 #                               warnings (-Wpedantic -Wconversion ...); skipped, and
@@ -72,6 +74,7 @@ trap cleanup EXIT
 
 # ---- configurations ------------------------------------------------------------------
 # name | compiler (zig:TARGET or host) | flags | runner (x86_64, aarch64 or host)
+#      | extra link-only flags (optional)
 configs=(
     "zig-x86_64-O2|zig:x86_64-linux-musl|-O2|x86_64"
     "zig-x86_64-O0g|zig:x86_64-linux-musl|-O0 -g|x86_64"
@@ -79,6 +82,8 @@ configs=(
     "zig-aarch64-O2|zig:aarch64-linux-musl|-O2|aarch64"
     "zig-aarch64-O0g|zig:aarch64-linux-musl|-O0 -g|aarch64"
     "zig-aarch64-Os|zig:aarch64-linux-musl|-Os|aarch64"
+    "zig-aarch64-lto|zig:aarch64-linux-musl|-O2 -flto|aarch64|-flto"
+    "zig-aarch64-size-gc|zig:aarch64-linux-musl|-Os -ffunction-sections -fdata-sections|aarch64|-s -Wl,--gc-sections"
     "gcc-signed-char|host|-O2 -fsigned-char|host"
     "gcc-unsigned-char|host|-O2 -funsigned-char|host"
     "gcc-asan-ubsan-unsigned-char|host|-O1 -g -funsigned-char -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes -Wmissing-prototypes|host"
@@ -130,9 +135,10 @@ run_bin() {
 
 # Self-test of the harness: the protocol, exit codes and message formats.
 harness_selftest() {
-    local kind="$1" runner="$2" dir="$3"; shift 3
+    local kind="$1" runner="$2" dir="$3" link_str="$4"; shift 4
     local flags=("$@") link_flags=()
     [[ "$kind" == zig:* ]] && link_flags=(-static)
+    [[ -n "$link_str" ]] && read -r -a extra <<<"$link_str" && link_flags+=("${extra[@]}")
     local ok=1 out err rc line
     mkdir -p "$dir"
     cat >"$dir/selftest.c" <<'EOF'
@@ -237,10 +243,10 @@ lib_sources=("$here"/src/*.c)
 test_sources=("$here"/tests/*_test.c)
 
 for config in "${configs[@]}"; do
-    IFS='|' read -r name kind flag_str runner <<<"$config"
+    IFS='|' read -r name kind flag_str runner link_str <<<"$config"
     is_selected "$name" || continue
     read -r -a flags <<<"$flag_str"
-    echo "== $name: ${kind/host/$cc_host} ${flag_str}"
+    echo "== $name: ${kind/host/$cc_host} ${flag_str}${link_str:+ (link: $link_str)}"
 
     if [[ "$kind" == zig:* && ${#zig_cmd[@]} -eq 0 ]]; then
         echo "  FAILED: no zig (set ZIG, or pip install ziglang)"
@@ -266,6 +272,10 @@ for config in "${configs[@]}"; do
     mkdir -p "$out_dir/obj"
     link_flags=()
     [[ "$kind" == zig:* ]] && link_flags=(-static)
+    if [[ -n "$link_str" ]]; then
+        read -r -a extra_link <<<"$link_str"
+        link_flags+=("${extra_link[@]}")
+    fi
 
     # Library objects, compiled once per configuration.
     build_ok=1
@@ -351,7 +361,7 @@ for config in "${configs[@]}"; do
     done
 
     selftest="harness self-test ok"
-    if ! harness_selftest "$kind" "$runner" "$out_dir/selftest" "${flags[@]}"; then
+    if ! harness_selftest "$kind" "$runner" "$out_dir/selftest" "$link_str" "${flags[@]}"; then
         selftest="harness self-test FAILED"; problems=$((problems + 1))
     fi
 
