@@ -37,9 +37,14 @@ class BuildProfile:
     link_flags: Tuple[str, ...]
 
 
+# zig builds libc into its cache with debug info naming the toolchain's absolute path, which
+# differs between checkouts and machines; release profiles drop debug sections at link time,
+# which makes their binaries byte-identical everywhere. Debug builds keep them (and that path).
 PROFILES: Dict[str, BuildProfile] = {
     "debug": BuildProfile("debug", ("-O0", "-g"), ()),
-    "release": BuildProfile("release", ("-O2",), ()),
-    "release-lto": BuildProfile("release-lto", ("-O2", "-flto"), ("-flto",)),
-    "release-size": BuildProfile("release-size", ("-Os", "-ffunction-sections", "-fdata-sections"), ("-s", "-Wl,--gc-sections")),
+    "release": BuildProfile("release", ("-O2",), ("-Wl,--strip-debug",)),
+    "release-lto": BuildProfile("release-lto", ("-O2", "-flto"), ("-flto", "-Wl,--strip-debug")),
+    "release-size": BuildProfile(
+        "release-size", ("-Os", "-ffunction-sections", "-fdata-sections"), ("-s", "-Wl,--gc-sections")
+    ),
 }

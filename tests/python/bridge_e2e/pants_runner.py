@@ -34,7 +34,7 @@ def open_temp_dir(prefix: str) -> Path:
     return d
 
 
-def run_pants(root: Path, store: Path, *args: str, background: bool = False):
+def run_pants(root: Path, store: Path, *args: str, background: bool = False, named_caches: Path = None):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(root / "home"),
@@ -47,7 +47,7 @@ def run_pants(root: Path, store: Path, *args: str, background: bool = False):
         "--no-pantsd",
         "--no-watch-filesystem",
         f"--local-store-dir={store}",
-        f"--named-caches-dir={root / 'named-caches'}",
+        f"--named-caches-dir={named_caches or root / 'named-caches'}",
         f"--pants-workdir={root / '.pants.d'}",
         "--print-stacktrace",
         *args,
