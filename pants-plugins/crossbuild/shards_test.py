@@ -55,3 +55,18 @@ def test_bad_fields_name_the_target(rule_runner):
     with pytest.raises(ExecutionError) as e:
         rule_runner.get_target(Address("src", target_name="z", generated_name="shard-1-of-0"))
     assert "shards" in str(e.value)
+
+
+def test_non_integer_shards_is_a_build_error_naming_the_field(rule_runner):
+    rule_runner.write_files(
+        {
+            "src/BUILD": (
+                'crossbuild_test_archive(name="a", sources=["t_test.c"])\n'
+                'crossbuild_sharded_tests(name="z", archive=":a", shards="two")\n'
+            ),
+            "src/t_test.c": "int main(void) { return 0; }\n",
+        }
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("src", target_name="z"))
+    assert "shards" in str(e.value) and "src:z" in str(e.value)

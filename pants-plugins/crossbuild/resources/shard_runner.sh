@@ -652,6 +652,7 @@ ALL_CASES=$((ALL_CASES + 0))
 SELECTED=$(wc -l <"$WORK/selected")
 SELECTED=$((SELECTED + 0))
 printf 'shard %s/%s: %s of %s cases from %s binaries\n' "$K1" "$TOTAL" "$SELECTED" "$ALL_CASES" "$NBIN"
+[ "$SELECTED" -gt 0 ] || printf 'shard %s/%s: no tests (all %s cases belong to other shards)\n' "$K1" "$TOTAL" "$ALL_CASES"
 
 # 3. run them, each in its own process.
 NPASS=0 NFAIL=0 NTIMEOUT=0 NCRASH=0 n=0

@@ -449,6 +449,7 @@ def test_shards_without_cases_pass_with_an_empty_suite(tmp_path):
             owners.append(k)
             continue
         assert f"shard {k + 1}/3: 0 of 1 cases from 2 binaries" in run.stdout
+        assert f"shard {k + 1}/3: no tests (all 1 cases belong to other shards)" in run.stdout
         assert f"shard {k + 1}/3: 0 passed, 0 failed, 0 timed out, 0 crashed, 0 errors of 0 cases" in run.stdout
         assert run.suite_counts() == (0, 0, 0)
         assert run.suite.get("name") == f"shard-{k + 1}-of-3"
