@@ -37,6 +37,7 @@ from crossbuild.target_types import (
     CrossbuildBuildEnvironmentField,
     CrossbuildCaseTimeoutField,
     CrossbuildPartitionField,
+    CrossbuildPlatformField,
     CrossbuildShardedTestsTarget,
     CrossbuildShardEnvironmentField,
     CrossbuildShardIndexField,
@@ -138,6 +139,12 @@ async def run_shard(
         EnvironmentNameRequest,
         EnvironmentNameRequest.from_target(archive_target.target),
     )
+    platform = archive_target.target[CrossbuildPlatformField].value
+    if not platform.startswith("linux_"):
+        raise InvalidFieldException(
+            f"The `archive` field of {fs.address} names {archive_address}, built for {platform}; "
+            "shards run Linux test binaries only (Windows archives are cross-built artifacts)."
+        )
     built = await Get(BuiltTestArchive, {BuildTestArchiveRequest(archive_address): BuildTestArchiveRequest, build_env: EnvironmentName})
     runner = await Get(Digest, CreateDigest, shard_runner_digest())
     input_digest = await Get(Digest, MergeDigests([built.digest, runner]))
