@@ -14,7 +14,6 @@ Prints milliseconds; never fails on time.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time

@@ -29,7 +29,6 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from crossbuild.build import BuildSettings, CompiledObject, CompileRequest, LinkedBinary, LinkRequest
-from crossbuild.platforms import PLATFORMS
 from crossbuild.resources import harness_header_digest
 from crossbuild.target_types import (
     CrossbuildCompileOptionsField,

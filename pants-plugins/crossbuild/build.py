@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from pants.engine.fs import Digest, MergeDigests, RemovePrefix
-from pants.engine.process import FallibleProcessResult, Process, ProcessExecutionFailure
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 

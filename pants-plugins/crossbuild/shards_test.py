@@ -3,7 +3,6 @@
 import pytest
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import InvalidFieldException
 from pants.testutil.rule_runner import RuleRunner
 
 from crossbuild import register

@@ -264,7 +264,6 @@ def make_action(
 
 def execute(client: Client, action_digest: re_pb2.Digest, skip_cache_lookup: bool = False):
     """Runs Execute to the end; returns (ExecuteResponse, list of stages seen)."""
-    from google.longrunning import operations_pb2  # noqa: F401
 
     stub = re_grpc.ExecutionStub(client.channel)
     stages = []
@@ -282,3 +281,41 @@ def execute(client: Client, action_digest: re_pb2.Digest, skip_cache_lookup: boo
     response = re_pb2.ExecuteResponse()
     last.response.Unpack(response)
     return response, stages
+
+
+@contextmanager
+def traversable_temp_dir(prefix: str = "crossbuild-test-") -> Iterator[Path]:
+    """A temp dir every user can traverse: pytest's are private to root, and executors run
+    actions as `nobody` when they run as root."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextmanager
+def running_executor(address: str, work: Path, isa: str = "x86-64", name: str = "test-x86", **options):
+    """An in-process executor (real Bots sessions, real processes) serving `address`."""
+    from reapi_bridge.executor.main import Executor, ExecutorOptions
+
+    options.setdefault("concurrency", 2)
+    ex = Executor(
+        ExecutorOptions(
+            bridge=address,
+            isa=isa,
+            work_dir=work / f"executor-{name}",
+            append_only_caches=work / "named-caches",
+            name=name,
+            **options,
+        )
+    )
+    ex.start()
+    try:
+        yield ex
+    finally:
+        ex.stop()

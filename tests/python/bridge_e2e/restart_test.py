@@ -2,11 +2,9 @@
 
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2

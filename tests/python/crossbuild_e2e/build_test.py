@@ -2,12 +2,10 @@
 compile errors."""
 
 import hashlib
-import shutil
-import textwrap
 from pathlib import Path
 
 from bridge_e2e.pants_runner import run_pants
-from crossbuild_e2e.archive_shards_test import PLUGIN_ROOT, source_of_test, write_project
+from crossbuild_e2e.archive_shards_test import source_of_test, write_project
 
 # zig builds libc for a target once per cache; sharing the cache across the projects of this
 # module keeps that to one build.

@@ -1,16 +1,13 @@
 """An executor (in this process) serving a bridge (in this process) over real gRPC."""
 
 import os
-import threading
-from pathlib import Path
 
 import pytest
 
-from reapi_bridge.config import BridgeConfig, ExecutionConfig, InstanceConfig, ServerConfig
-from reapi_bridge.digests import BlobDigest
+from reapi_bridge.config import BridgeConfig, ExecutionConfig, ServerConfig
 from reapi_bridge.executor.main import Executor, ExecutorOptions
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.testing import client_for, execute, make_action, running_bridge
+from reapi_bridge.testing import running_executor, traversable_temp_dir, client_for, execute, make_action, running_bridge
 
 X86 = {"OSFamily": "linux", "ISA": "x86-64"}
 
@@ -27,31 +24,14 @@ def bridge(tmp_path):
 
 @pytest.fixture
 def open_dir():
-    """A directory every user can traverse (pytest's tmp dirs are private to root)."""
-    import shutil
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="crossbuild-test-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with traversable_temp_dir() as d:
+        yield d
 
 
 @pytest.fixture
 def executor(bridge, open_dir):
-    ex = Executor(
-        ExecutorOptions(
-            bridge=f"127.0.0.1:{bridge.port}",
-            isa="x86-64",
-            work_dir=open_dir / "executor",
-            append_only_caches=open_dir / "named-caches",
-            concurrency=2,
-            name="test-x86",
-        )
-    )
-    ex.start()
-    yield ex
-    ex.stop()
+    with running_executor(f"127.0.0.1:{bridge.port}", open_dir) as ex:
+        yield ex
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Iterable, List, Set
+from typing import Dict, Iterable, Set
 
 from reapi_bridge.digests import BlobDigest
 from reapi_bridge.executor.cas_client import CasClient
