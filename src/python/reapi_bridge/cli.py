@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "[GLOBAL].remote_execution_append_only_caches_base_path "
                           "(default: /tmp/crossbuild-append-only-caches)")
     executor.add_argument("--instance", default="", help="REAPI instance name (default: none)")
+    executor.add_argument("--cache-max-gib", type=float, default=20.0, metavar="GIB",
+                          help="size limit of the local input cache; a cache over it is emptied when "
+                          "the executor starts (default: 20)")
     executor.add_argument("--name", help="executor name in results and status (default: host-isa-pid)")
     executor.add_argument("--rootfs", type=Path, metavar="DIR",
                           help="aarch64 root filesystem for emulated ARM64 (built if missing; default: "
@@ -259,6 +262,7 @@ def _executor(args) -> int:
             name=args.name,
             rootfs=args.rootfs,
             run_as=args.run_as or None,
+            cache_max_bytes=int(args.cache_max_gib * (1 << 30)),
         )
     )
 

@@ -92,6 +92,7 @@ class ExecutorSession:
     properties: Dict[str, str]
     last_seen: float
     jobs: Dict[str, Job] = field(default_factory=dict)  # lease id -> job
+    acked: set = field(default_factory=set)  # lease ids the executor has reported ACTIVE
 
     def can_run(self, platform: Platform) -> bool:
         return all(self.properties.get(k) == v for k, v in platform)

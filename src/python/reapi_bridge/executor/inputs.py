@@ -32,8 +32,19 @@ _MAX_REMEMBERED_DIRECTORIES = 200_000
 
 
 class InputMaterializer:
-    def __init__(self, cas: CasClient, cache_root: Path, dir_threshold: int = DEFAULT_DIR_THRESHOLD) -> None:
+    def __init__(
+        self,
+        cas: CasClient,
+        cache_root: Path,
+        dir_threshold: int = DEFAULT_DIR_THRESHOLD,
+        max_bytes: int = 20 << 30,
+    ) -> None:
         self.cas = cas
+        # No eviction while actions run (a linked file may be in use); a cache over its limit
+        # is emptied when the executor starts.
+        if cache_root.exists() and _tree_bytes(cache_root) > max_bytes:
+            logger.warning("input cache %s is over %d bytes; emptying it", cache_root, max_bytes)
+            _force_remove(cache_root)
         self.files_dir = cache_root / "files"
         self.dirs_dir = cache_root / "dirs"
         self.tmp_dir = cache_root / "tmp"
@@ -187,6 +198,17 @@ class InputMaterializer:
         except OSError:  # another action built it first
             _force_remove(tmp)
         logger.info("cached input directory %s (%d files)", digest, counts.get(digest, 0))
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _make_read_only(root: Path) -> None:

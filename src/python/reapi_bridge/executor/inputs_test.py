@@ -41,3 +41,16 @@ def test_small_trees_are_hard_links_to_the_file_cache(tmp_path):
     assert (s / "x" / "y.txt").read_text() == "y" and not (s / "x").is_symlink()
     assert os.stat(s / "z.txt").st_nlink == 2  # the sandbox and the cache share the inode
     assert os.access(s / "exe", os.X_OK) and not os.access(s / "z.txt", os.X_OK)
+
+
+def test_cache_over_its_limit_is_emptied_at_start(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "files").mkdir(parents=True)
+    (cache / "files" / ("a" * 64)).write_bytes(b"x" * 1000)
+    with running_bridge(make_test_config(tmp_path / "bridge")) as bridge:
+        with client_for(f"127.0.0.1:{bridge.port}") as client:
+            InputMaterializer(CasClient(client.channel), cache, max_bytes=10_000)
+            assert (cache / "files" / ("a" * 64)).exists()
+            InputMaterializer(CasClient(client.channel), cache, max_bytes=500)
+            assert not (cache / "files" / ("a" * 64)).exists()
+            assert (cache / "files").is_dir()

@@ -48,6 +48,7 @@ class ExecutorOptions:
     name: Optional[str] = None
     rootfs: Optional[Path] = None
     run_as: Optional[str] = "nobody"
+    cache_max_bytes: int = 20 << 30
 
     @property
     def properties(self) -> Dict[str, str]:
@@ -105,7 +106,7 @@ class Executor:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise ExecutorSetupError(f"work dir {work} is in use by another executor; give each its own --work-dir")
-        materializer = InputMaterializer(cas, work / "cache")
+        materializer = InputMaterializer(cas, work / "cache", max_bytes=options.cache_max_bytes)
         # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
         from reapi_bridge.executor.inputs import remove_tree
 

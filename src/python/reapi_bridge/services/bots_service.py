@@ -36,7 +36,6 @@ class BotsService(bots_pb2_grpc.BotsServicer):
     def __init__(self, scheduler: Scheduler, poll_seconds: float = MAX_POLL_SECONDS) -> None:
         self.scheduler = scheduler
         self.poll_seconds = poll_seconds
-        self._acked: set = set()
 
     @unary
     def CreateBotSession(self, request, context):
@@ -67,14 +66,14 @@ class BotsService(bots_pb2_grpc.BotsServicer):
                 continue
             if lease.state == bots_pb2.LeaseState.COMPLETED:
                 self.scheduler.complete(session, job, self._outcome(lease))
-                self._acked.discard(lease.id)
+                session.acked.discard(lease.id)
             elif lease.state == bots_pb2.LeaseState.CANCELLED:
                 self.scheduler.complete(
                     session, job, JobOutcome(None, status_code=1, message="cancelled on the executor")
                 )
-                self._acked.discard(lease.id)
+                session.acked.discard(lease.id)
             elif lease.state == bots_pb2.LeaseState.ACTIVE:
-                self._acked.add(lease.id)
+                session.acked.add(lease.id)
         terminating = request.bot_session.status == bots_pb2.BotStatus.BOT_TERMINATING
         if terminating:
             self.scheduler.close_session(session, "the executor is shutting down")
@@ -95,7 +94,7 @@ class BotsService(bots_pb2_grpc.BotsServicer):
             lease.payload.Pack(job.action)
             if job.cancel_requested:
                 lease.state = bots_pb2.LeaseState.CANCELLED
-            elif job.name in self._acked:
+            elif job.name in session.acked:
                 lease.state = bots_pb2.LeaseState.ACTIVE
             else:
                 lease.state = bots_pb2.LeaseState.PENDING
