@@ -46,7 +46,6 @@ from crossbuild.target_types import (
     CrossbuildTestShardTarget,
 )
 
-JUNIT = "shard-junit.xml"
 
 
 def shard_name(index: int, total: int) -> str:
@@ -150,6 +149,8 @@ async def run_shard(
     input_digest = await Get(Digest, MergeDigests([built.digest, runner]))
     index, total = fs.shard_index.value, fs.shards.value
     timeout = fs.case_timeout.value
+    # Pants gathers every target's XML into one directory (`[test].report`): one name each.
+    junit = f"{fs.address.path_safe_spec}.xml"
     process = Process(
         (
             "/bin/sh",
@@ -159,11 +160,11 @@ async def run_shard(
             str(total),
             fs.partition.value,
             str(timeout),
-            JUNIT,
+            junit,
         ),
         description=f"Run {fs.address} ({built.platform} archive, {shard_name(index, total)})",
         input_digest=input_digest,
-        output_files=(JUNIT,),
+        output_files=(junit,),
         env=FrozenDict(
             {
                 **test_extra_env.env,
