@@ -45,6 +45,14 @@
  *   104  corrupt or unsupported footer/payload: unknown version, kind or
  *        flags, lengths exceeding the file, payload not a zip, invalid spec
  *
+ * Interpreter lookup. Kind 0: the spec as is (must be absolute). Kind 1: the
+ * directory of the launcher's real path + the spec ('/' becomes '\' on
+ * Windows). Kind 2, Linux: each non-empty PATH entry (never the current
+ * directory; /usr/local/bin:/usr/bin:/bin if PATH is unset), first regular
+ * file with execute permission wins; Windows: each non-empty PATH entry,
+ * quotes removed, with ".exe" appended to the name unless it ends with it.
+ * Not found: exit 102 listing every candidate path tried.
+ *
  * Linux: execv(interpreter, [interpreter, <launcher path>, args...]); the
  * launcher path comes from /proc/self/exe (AT_EXECFN if /proc is missing),
  * nothing is left running besides the interpreter.
@@ -64,7 +72,7 @@
  * -Wl,--subsystem,console|windows; the launcher reads its own PE header to
  * know which.
  *
- * Build (see trampoline_format.py, LAUNCHER_* flags):
+ * Build (launcher_build_commands() in trampoline_format.py makes these):
  *   zig cc -target x86_64-linux-musl -std=c11 -Os -ffunction-sections
  *          -fdata-sections -g0 -s -Wl,--gc-sections launcher.c -o launcher
  *   zig cc -target x86_64-windows-gnu -std=c11 -Os -ffunction-sections
@@ -810,7 +818,9 @@ void xb_entry(void) {
     si.lpReserved = NULL;
     si.lpReserved2 = NULL; /* CRT file-descriptor blocks meant for the launcher */
     si.cbReserved2 = 0;
-    si.dwFlags |= STARTF_USESTDHANDLES;
+    /* hStdInput doubles as the hotkey/monitor of STARTF_USEHOTKEY (0x200) and
+     * STARTF_MONITOR (0x400): those cannot travel with standard handles. */
+    si.dwFlags = (si.dwFlags & ~(DWORD)0x600) | STARTF_USESTDHANDLES;
     si.hStdInput = inheritable(STD_INPUT_HANDLE);
     si.hStdOutput = inheritable(STD_OUTPUT_HANDLE);
     si.hStdError = inheritable(STD_ERROR_HANDLE);
