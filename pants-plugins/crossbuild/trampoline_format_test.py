@@ -43,14 +43,14 @@ def _find_zig() -> Optional[Path]:
             return zig
     except ImportError:
         pass
-    zig = Path("/tmp/zigvenv/lib/python3.11/site-packages/ziglang/zig")
-    return zig if zig.exists() else None
+    override = os.environ.get("CROSSBUILD_ZIG")
+    return Path(override) if override and Path(override).exists() else None
 
 
 ZIG = _find_zig()
 needs_zig = pytest.mark.skipif(
     ZIG is None or not LAUNCHER_C.exists(),
-    reason="no zig: neither the `ziglang` package is importable nor /tmp/zigvenv/.../ziglang/zig exists"
+    reason="no zig: the `ziglang` package is not importable and $CROSSBUILD_ZIG is unset"
     if ZIG is None
     else f"{LAUNCHER_C} is missing (in a Pants sandbox: depend on crossbuild/resources/trampoline:files)",
 )
@@ -74,6 +74,9 @@ QEMU_AARCH64 = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64
 
 
 def _zig_run(cmd: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> None:
+    env = dict(os.environ if env is None else env)
+    # zig needs a cache directory; sandboxes have no HOME.
+    env.setdefault("ZIG_GLOBAL_CACHE_DIR", "/tmp/crossbuild-test-zig-cache")
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr}")
