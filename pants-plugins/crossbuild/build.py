@@ -12,14 +12,19 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS, PROFILES
-from crossbuild.toolchain import ZIG_DIR, ZigToolchain
+from crossbuild.toolchain import ZigToolchain
 
-# Runs zig with every absolute path a compile could leak (the sandbox, the toolchain) mapped
-# to fixed names, so objects are byte-identical on every machine and in every sandbox.
-_REPRODUCIBLE_SH = (
-    'zig_real="$(cd ' + ZIG_DIR + ' && pwd -P)"; '
-    'exec "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
-)
+
+
+def zig_command(zig: ZigToolchain, *args: str) -> Tuple[str, ...]:
+    """argv running `zig ARGS...` from the toolchain's stable path, with every absolute path a
+    compile could leak (the sandbox, the toolchain) mapped to fixed names, so objects are
+    byte-identical on every machine and in every sandbox."""
+    script = (
+        zig.shell_prelude
+        + 'exec "$zig" "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
+    )
+    return ("/bin/sh", "-c", script, "zig", *args)
 
 
 class CompileFailed(Exception):
@@ -80,8 +85,7 @@ async def compile_object(request: CompileRequest, zig: ZigToolchain) -> Compiled
     obj = f"__obj/{s.platform}/{s.profile}/{request.source}.o"
     compiler = "cc" if request.source.endswith(".c") else "c++"
     argv = (
-        "/bin/sh", "-c", _REPRODUCIBLE_SH, "zig-cc",
-        zig.exe, compiler, "-target", s.triple,
+        *zig_command(zig), compiler, "-target", s.triple,
         *_language_flags(request.source),
         *profile.compile_flags,
         "-fno-ident", "-fdiagnostics-color=never",
@@ -119,8 +123,7 @@ async def link_binary(request: LinkRequest, zig: ZigToolchain) -> LinkedBinary:
     objects = await Get(Digest, MergeDigests(o.digest for o in request.objects))
     linker = "c++" if any(not o.path.endswith(".c.o") for o in request.objects) else "cc"
     argv = (
-        "/bin/sh", "-c", _REPRODUCIBLE_SH, "zig-link",
-        zig.exe, linker, "-target", s.triple,
+        *zig_command(zig), linker, "-target", s.triple,
         *profile.compile_flags, *profile.link_flags,
         *(o.path for o in request.objects),
         *s.linkopts,
