@@ -1,16 +1,17 @@
-"""crossbuild: cross-compiled test archives, sharded tests, and (later) trampolines."""
+"""crossbuild: cross-compiled test archives, sharded tests, and trampolines."""
 
-from crossbuild import archive, build, shards, toolchain
+from crossbuild import archive, build, shards, toolchain, trampoline
 from crossbuild.target_types import (
     CrossbuildShardedTestsTarget,
     CrossbuildTestArchiveTarget,
     CrossbuildTestShardTarget,
 )
+from crossbuild.trampoline_targets import CrossbuildTrampolineTarget
 
 
 def target_types():
-    return [CrossbuildTestArchiveTarget, CrossbuildShardedTestsTarget, CrossbuildTestShardTarget]
+    return [CrossbuildTestArchiveTarget, CrossbuildShardedTestsTarget, CrossbuildTestShardTarget, CrossbuildTrampolineTarget]
 
 
 def rules():
-    return [*toolchain.rules(), *build.rules(), *archive.rules(), *shards.rules()]
+    return [*toolchain.rules(), *build.rules(), *archive.rules(), *shards.rules(), *trampoline.rules()]

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from crossbuild import trampoline_format as tf
+from crossbuild.pe_headers import pe_facts
 from crossbuild.trampoline_format import InterpreterKind, LauncherExit
 
 HERE = Path(__file__).resolve().parent
@@ -48,12 +49,29 @@ def _find_zig() -> Optional[Path]:
 
 
 ZIG = _find_zig()
+# CI (.ci/run) sets CROSSBUILD_REQUIRE_ZIG=1: there a missing zig fails these tests, never skips them.
+ZIG_REQUIRED = os.environ.get("CROSSBUILD_REQUIRE_ZIG") == "1"
+if ZIG_REQUIRED and ZIG is None:
+    raise RuntimeError(
+        "CROSSBUILD_REQUIRE_ZIG=1 but no zig: run .ci/install-ziglang (./pants then passes its zig "
+        "as CROSSBUILD_ZIG), or point CROSSBUILD_ZIG at a zig binary"
+    )
 needs_zig = pytest.mark.skipif(
     ZIG is None or not LAUNCHER_C.exists(),
     reason="no zig: the `ziglang` package is not importable and $CROSSBUILD_ZIG is unset"
     if ZIG is None
     else f"{LAUNCHER_C} is missing (in a Pants sandbox: depend on crossbuild/resources/trampoline:files)",
 )
+
+
+@needs_zig
+def test_zig_is_the_version_the_plugin_pins():
+    from crossbuild.subsystems.zig import ZigSubsystem
+
+    version = subprocess.run([str(ZIG), "version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert version == ZigSubsystem.version.flag_options["default"]
+
+
 needs_host = pytest.mark.skipif(
     not IS_X86_64_LINUX, reason="runs the x86_64-linux-musl launcher, which needs an x86_64 Linux host"
 )
@@ -577,52 +595,6 @@ def test_every_cpython_from_3_8_runs_trampolines(tmp_path, linux_launcher, pytho
 # All four targets: size and reproducibility
 
 
-def _pe(data: bytes) -> dict:
-    """The PE header facts we care about, parsed by hand."""
-    assert data[:2] == b"MZ"
-    pe = struct.unpack_from("<I", data, 0x3C)[0]
-    assert data[pe:pe + 4] == b"PE\0\0"
-    machine, nsections, timestamp, _, _, optional_size, _ = struct.unpack_from("<HHIIIHH", data, pe + 4)
-    opt = pe + 24
-    magic = struct.unpack_from("<H", data, opt)[0]
-    assert magic == 0x20B  # PE32+
-    subsystem = struct.unpack_from("<H", data, opt + 68)[0]
-    ndirs = struct.unpack_from("<I", data, opt + 108)[0]
-    dirs = [struct.unpack_from("<II", data, opt + 112 + 8 * i) for i in range(ndirs)]
-    sections = []
-    for i in range(nsections):
-        name, vsize, va, rawsize, rawptr = struct.unpack_from("<8sIIII", data, opt + optional_size + 40 * i)
-        sections.append((name.rstrip(b"\0").decode(), vsize, va, rawsize, rawptr))
-
-    def offset(rva: int) -> int:
-        for _, vsize, va, rawsize, rawptr in sections:
-            if va <= rva < va + max(vsize, rawsize):
-                return rva - va + rawptr
-        raise AssertionError(f"rva {rva:#x} in no section")
-
-    imports = []
-    if dirs[1][0]:
-        at = offset(dirs[1][0])
-        while True:
-            descriptor = struct.unpack_from("<5I", data, at)
-            if not any(descriptor):
-                break
-            name_at = offset(descriptor[3])
-            imports.append(data[name_at:data.index(b"\0", name_at)].decode())
-            at += 20
-    debug = []  # (type, TimeDateStamp) of each IMAGE_DEBUG_DIRECTORY entry
-    if ndirs > 6 and dirs[6][0]:
-        at = offset(dirs[6][0])
-        for i in range(dirs[6][1] // 28):
-            _, stamp, _, _, kind = struct.unpack_from("<IIHHI", data, at + 28 * i)
-            debug.append((kind, stamp))
-    return {
-        "machine": machine, "timestamp": timestamp, "subsystem": subsystem, "imports": imports,
-        "delay_imports": dirs[13] if ndirs > 13 else (0, 0), "debug": debug,
-        "sections": [s[0] for s in sections],
-    }
-
-
 SYSTEM_DLLS = {"kernel32.dll", "user32.dll", "shell32.dll", "advapi32.dll", "ntdll.dll"}
 WINDOWS_MACHINE = {"x86_64-windows-gnu": 0x8664, "aarch64-windows-gnu": 0xAA64}
 
@@ -649,7 +621,7 @@ def test_launcher_is_small_and_reproducible(tmp_path, launchers, target):
 @needs_zig
 @pytest.mark.parametrize("target", ["x86_64-windows-gnu", "aarch64-windows-gnu"])
 def test_windows_launcher_pe_headers(tmp_path, launchers, target):
-    console, gui = _pe(launchers.get(target)), _pe(launchers.get(target, gui=True))
+    console, gui = pe_facts(launchers.get(target)), pe_facts(launchers.get(target, gui=True))
     for pe in (console, gui):
         assert pe["machine"] == WINDOWS_MACHINE[target]
         assert pe["imports"] == ["KERNEL32.dll"], pe["imports"]  # no C runtime DLLs
@@ -667,7 +639,7 @@ def test_windows_launcher_pe_headers(tmp_path, launchers, target):
     exe = tf.assemble(launchers.get(target, gui=True), payload, tail)
     footer = tf.parse_footer(exe)
     assert (footer.interpreter_kind, footer.interpreter_spec) == (InterpreterKind.RELATIVE, "..\\python\\pythonw.exe")
-    assert _pe(exe) == gui  # appending leaves the PE image alone
+    assert pe_facts(exe) == gui  # appending leaves the PE image alone
     with zipfile.ZipFile(io.BytesIO(exe)) as zf:
         assert "sys.exit(main())" in zf.read("__main__.py").decode()
 

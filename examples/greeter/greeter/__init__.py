@@ -1,0 +1,1 @@
+"""A tiny command-line program shipped as native launchers (see ../BUILD)."""
