@@ -89,6 +89,9 @@ def write_project(root: Path) -> None:
             [source]
             root_patterns = ["/src"]
 
+            [python]
+            interpreter_constraints = ["CPython>=3.8"]
+
             [python-infer]
             use_rust_parser = true
 
