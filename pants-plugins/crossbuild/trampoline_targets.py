@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional, Tuple
 
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
@@ -112,7 +112,9 @@ class TrampolinePlatformsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             if not value:

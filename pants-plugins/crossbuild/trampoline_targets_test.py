@@ -121,3 +121,14 @@ def test_a_bundled_top_level_main_clashes_with_an_entry_point(rule_runner):
     with pytest.raises(ExecutionError) as e:
         rule_runner.request(Trampolines, [TrampolineRequest(Address("app", target_name="t"))])
     assert "clash with the one `entry_point` generates" in str(e.value)
+
+
+def test_every_field_has_help_and_the_type_hints_pants_help_reads():
+    from typing import get_type_hints
+
+    from crossbuild.trampoline_targets import CrossbuildTrampolineTarget
+
+    assert CrossbuildTrampolineTarget.help
+    for field in CrossbuildTrampolineTarget.core_fields:
+        assert field.help, field.alias
+        assert "raw_value" in get_type_hints(field.compute_value), field.alias
