@@ -125,9 +125,11 @@ TARGET_REDUCTION_PERCENT = 40.0
 ZIG_DIR = "__crossbuild_zig"
 ZIG_EXE = f"{ZIG_DIR}/ziglang/zig"
 HARNESS_DIR = "__crossbuild"
+# zig is called by its real path, as the plugin does: zig keys its libc cache by where its lib
+# dir is, and under proot the path it sees for itself is the one it was started by.
 REPRODUCIBLE_SH = (
-    'zig_real="$(cd ' + ZIG_DIR + ' && pwd -P)"; '
-    'exec "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
+    'zig_real="$(cd ' + ZIG_DIR + ' && pwd -P)"; zig="$1"; shift; '
+    'exec "$zig_real/${zig#' + ZIG_DIR + '/}" "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
 )
 # `pip download --platform` tags for the pinned wheels, by Pants platform of the compiler host.
 WHEEL_PLATFORM_TAGS = {"linux_x86_64": "manylinux2010_x86_64", "linux_arm64": "manylinux2014_aarch64"}
