@@ -5,7 +5,7 @@ from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
-from crossbuild import register
+from crossbuild.testutil import plugin_rules, plugin_target_types
 from crossbuild.target_types import (
     CrossbuildLibcField,
     CrossbuildPartitionField,
@@ -17,7 +17,7 @@ from crossbuild.target_types import (
 
 @pytest.fixture
 def rule_runner() -> RuleRunner:
-    return RuleRunner(target_types=register.target_types(), rules=register.rules())
+    return RuleRunner(target_types=plugin_target_types(), rules=plugin_rules())
 
 
 def test_one_target_per_shard(rule_runner):

@@ -2,14 +2,11 @@
 running real launchers: tests/python/crossbuild_e2e/trampoline_test.py.)"""
 
 import pytest
-from pants.backend.python import target_types_rules
-from pants.backend.python.target_types import PythonSourcesGeneratorTarget, PythonSourceTarget
-from pants.core.util_rules import archive, stripped_source_files, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from crossbuild import register
+from crossbuild.testutil import plugin_rules, plugin_target_types
 from crossbuild.trampoline import TrampolineRequest, Trampolines
 from crossbuild.trampoline_format import InterpreterKind
 from crossbuild.trampoline_targets import (
@@ -23,15 +20,8 @@ from crossbuild.trampoline_targets import (
 @pytest.fixture
 def rule_runner() -> RuleRunner:
     return RuleRunner(
-        target_types=[*register.target_types(), PythonSourcesGeneratorTarget, PythonSourceTarget],
-        rules=[
-            *register.rules(),
-            *stripped_source_files.rules(),
-            *archive.rules(),
-            *system_binaries.rules(),
-            *target_types_rules.rules(),
-            QueryRule(Trampolines, [TrampolineRequest]),
-        ],
+        target_types=plugin_target_types(),
+        rules=[*plugin_rules(), QueryRule(Trampolines, [TrampolineRequest])],
     )
 
 
