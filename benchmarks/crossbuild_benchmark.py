@@ -488,19 +488,24 @@ def link_argv(objects: Sequence[str], exe: str, triple: str, profile: str) -> Li
 
 def run_in(toolchain: Toolchain, argv: List[str], cwd: Path, zig_cache: Path) -> float:
     """Runs argv with `toolchain`'s runner in `cwd`; returns its wall time in seconds."""
+    # A local cache per process: parallel compiles sharing one local cache failed under
+    # proot+qemu ("error opening .../local/tmp/...o.d"). zig keeps libc in the global cache.
+    local_cache = tempfile.mkdtemp(prefix=".zig-local-", dir=cwd)
     env = {
         "PATH": "/usr/bin:/bin",
         "ZIG_GLOBAL_CACHE_DIR": str(zig_cache / "global"),
-        "ZIG_LOCAL_CACHE_DIR": str(zig_cache / "local"),
+        "ZIG_LOCAL_CACHE_DIR": local_cache,
     }
     cmd = toolchain.runner.wrap(argv, cwd=cwd, binds=toolchain.binds)
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
-        raise BenchmarkError(
+        error = BenchmarkError(
             f"{toolchain.label}: `{' '.join(argv[4:])}` exited {proc.returncode}:\n{tail(proc.stdout + proc.stderr)}"
         )
+        error.seconds = seconds
+        raise error
     return seconds
 
 
@@ -535,6 +540,10 @@ def warm_libc(toolchain: Toolchain, dest: Path, zig_cache: Path) -> Dict[str, fl
     return {"compile_seconds": compile_s, "link_seconds": link_s}
 
 
+# What the emulation's flakes print (see raw_build).
+FLAKE_SIGNS = (".o.d", "No such file or directory")
+
+
 def raw_build(toolchain: Toolchain, dest: Path, zig_cache: Path, jobs: int) -> Dict:
     """Compiles the library and test sources of examples/cclib and links the 6 test binaries,
     as the plugin does, `jobs` processes at a time; returns times and the binaries' sha256."""
@@ -547,13 +556,31 @@ def raw_build(toolchain: Toolchain, dest: Path, zig_cache: Path, jobs: int) -> D
     out_dir = work / "__bin" / PLATFORM / PROFILE
     out_dir.mkdir(parents=True)
 
+    failures: List[str] = []
+
+    def flaky(what: str, argv: List[str]) -> float:
+        # Under proot+qemu, a zig process running beside another now and then fails to find a
+        # file that exists (its own "tmp/...o.d", or a libc archive in the warm cache); alone
+        # it passes. Such a process is run again, the failed attempt's time included, and the
+        # report lists every one.
+        spent = 0.0
+        for attempt in range(3):
+            try:
+                return spent + run_in(toolchain, argv, work, zig_cache)
+            except BenchmarkError as e:
+                if attempt == 2 or not any(sign in str(e) for sign in FLAKE_SIGNS):
+                    raise
+                failures.append(what)
+                spent += getattr(e, "seconds", 0.0)
+        raise AssertionError("unreachable")
+
     def compile_one(source: str) -> float:
-        return run_in(toolchain, compile_argv(source, obj_path(source), triple, PROFILE), work, zig_cache)
+        return flaky(Path(source).name, compile_argv(source, obj_path(source), triple, PROFILE))
 
     def link_one(test: str) -> float:
         objects = [obj_path(test), *(obj_path(s) for s in library)]
         exe = f"__bin/{PLATFORM}/{PROFILE}/{Path(test).stem}"
-        return run_in(toolchain, link_argv(objects, exe, triple, PROFILE), work, zig_cache)
+        return flaky(f"link {Path(test).stem}", link_argv(objects, exe, triple, PROFILE))
 
     start = time.monotonic()
     compile_times = parallel(jobs, compile_one, library + tests)
@@ -568,6 +595,7 @@ def raw_build(toolchain: Toolchain, dest: Path, zig_cache: Path, jobs: int) -> D
         "links": len(link_times),
         "max_compile_seconds": max(compile_times),
         "max_link_seconds": max(link_times),
+        "processes_run_again": failures,
         "binaries_sha256": {
             f"bin/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out_dir.iterdir())
         },
@@ -700,6 +728,16 @@ def critical_paths(results: Results) -> Optional[Dict]:
         "target_reduction_percent": TARGET_REDUCTION_PERCENT,
     }
     out["reduction_percent"] = reduction(out["archive_mode_seconds"])
+    # The baseline has no Pants in it, while T_build_x86 spends its first seconds before any
+    # compile (Pants' start-up without pantsd, fetching and unpacking the zig wheel into a fresh
+    # store) - a fixed cost each shard building for itself would pay too. Shown both ways.
+    phase = f["archive_build"].get("compile_phase")
+    if phase:
+        overhead = phase["first_start"]
+        out["fixed_overhead_seconds"] = overhead
+        same = baseline_path + overhead
+        out["baseline_with_same_overhead_seconds"] = same
+        out["reduction_same_overhead_percent"] = 100.0 * (same - out["archive_mode_seconds"]) / same
     return out
 
 
@@ -779,6 +817,8 @@ def report_baseline(f: Dict) -> List[str]:
         row(f"     {b['jobs']} at a time; zig libc cache warmed first)", secs(arm["build"]["seconds"])),
         f"       compile phase {arm['build']['compile_phase_seconds']:.1f} s, link phase {arm['build']['link_phase_seconds']:.1f} s;"
         f" binaries: {identical(expected, arm['build']['binaries_sha256'])}",
+        f"       processes run again after an emulation flake (time of failed attempts included): "
+        f"{', '.join(arm['build'].get('processes_run_again', [])) or 'none'}",
         row(f"     cold libc build in the userland (throwaway link of an empty main, {cold_note})",
             secs(arm["libc_warmup"]["link_seconds"])),
         row("   reference: the same raw build natively on x86-64 (x86-64 wheel, warm zig cache)", secs(x86["build"]["seconds"])),
@@ -799,6 +839,15 @@ def report_critical_paths(cp: Dict) -> List[str]:
         row(f"   reduction with archive mode (target: at least {TARGET_REDUCTION_PERCENT:.0f}%; {verdict(cp['reduction_percent'])})",
             f"{cp['reduction_percent']:8.1f} %"),
     ]
+    if "fixed_overhead_seconds" in cp:
+        pct = cp["reduction_same_overhead_percent"]
+        lines += [
+            f"   T_build_x86 spent {cp['fixed_overhead_seconds']:.1f} s before its first compile (Pants start-up, zig wheel fetch",
+            "     and unpacking into a fresh store), which the raw baseline does not pay but a shard building",
+            "     for itself would; with that fixed cost added to the baseline too:",
+            row("   critical path, baseline + same fixed cost", secs(cp["baseline_with_same_overhead_seconds"])),
+            row(f"   reduction with archive mode, equal fixed costs ({verdict(pct)})", f"{pct:8.1f} %"),
+        ]
     return lines
 
 
