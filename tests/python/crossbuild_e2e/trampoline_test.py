@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import bridge_command, open_temp_dir, remote_flags, run_pants
+from bridge_e2e.pants_runner import remote_flags, run_pants
+from crossbuild_e2e.archive_shards_test import cluster  # noqa: F401  (the embedded bridge and executors)
 from crossbuild.pe_headers import pe_facts
 from crossbuild.trampoline_format import FOOTER_SIZE, InterpreterKind, LauncherExit, parse_footer
 
@@ -250,19 +251,6 @@ def test_pants_run_runs_the_hosts_launcher(packaged, tmp_path):
     result = pants(project, tmp_path / "store", "run", "src/tool:greet", "--", "Grace")
     assert result.returncode == 0, result.stderr
     assert "Hello, Grace!" in result.stdout
-
-
-@pytest.fixture
-def cluster():
-    state = open_temp_dir("crossbuild-e2e-cluster-")
-    out = subprocess.run(
-        bridge_command("up", "--state-dir", str(state), "--listen", "127.0.0.1:0", "--concurrency", "2"),
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    yield out.stdout.strip().splitlines()[-1]
-    subprocess.run(bridge_command("down", "--state-dir", str(state)), capture_output=True)
 
 
 def test_linux_arm64_launcher_runs_on_the_arm64_executor(cluster, tmp_path):
