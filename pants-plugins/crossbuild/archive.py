@@ -41,6 +41,7 @@ from crossbuild.target_types import (
 )
 
 MANIFEST = "manifest.txt"
+BINARY_DIR = "bin"
 MANIFEST_HEADER = "crossbuild-test-archive 1"
 HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".hxx", ".inc", ".inl")
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
@@ -58,6 +59,9 @@ class BuiltTestArchive:
     platform: str
     triple: str
     binaries: Tuple[Tuple[str, int, str], ...]  # (path in archive, size, sha256)
+    # One digest per binary (same order), holding it at its path in the archive: shards run
+    # each binary in its own action, so an unchanged binary's results come from the cache.
+    binary_digests: Tuple[Digest, ...] = ()
 
 
 def deterministic_tar(files: Dict[str, bytes], executables: set) -> bytes:
@@ -146,15 +150,17 @@ async def build_test_archive(request: BuildTestArchiveRequest) -> BuiltTestArchi
     files: Dict[str, bytes] = {}
     listed = []
     for fc in sorted(contents, key=lambda fc: fc.path):
-        path = f"bin/{fc.path}"
+        path = f"{BINARY_DIR}/{fc.path}"
         files[path] = fc.content
         listed.append((path, len(fc.content), hashlib.sha256(fc.content).hexdigest()))
+    by_path = {f"{BINARY_DIR}/{b.path}": b.digest for b in binaries}
+    binary_digests = await MultiGet(Get(Digest, AddPrefix(by_path[p], BINARY_DIR)) for p, _, _ in listed)
     triple = settings.triple
     files[MANIFEST] = manifest_text(settings.platform, triple, listed).encode()
     archive_name = f"{request.address.target_name}.tar"
     tar = deterministic_tar(files, executables={p for p, _, _ in listed})
     digest = await Get(Digest, CreateDigest([FileContent(archive_name, tar)]))
-    return BuiltTestArchive(digest, archive_name, settings.platform, triple, tuple(listed))
+    return BuiltTestArchive(digest, archive_name, settings.platform, triple, tuple(listed), tuple(binary_digests))
 
 
 @dataclass(frozen=True)

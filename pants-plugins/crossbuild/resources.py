@@ -8,10 +8,10 @@ from pants.engine.fs import CreateDigest, FileContent
 
 SANDBOX_DIR = "__crossbuild"
 HARNESS_HEADER = "crossbuild_test.h"
-SHARD_RUNNER = "shard_runner.sh"
+SHARD_RUNNER_SOURCE = "shard_runner.c"
 
 
-def _resource(name: str) -> bytes:
+def resource_bytes(name: str) -> bytes:
     data = pkgutil.get_data("crossbuild", f"resources/{name}")
     if data is None:
         raise FileNotFoundError(f"the crossbuild plugin is missing its resource {name}")
@@ -19,8 +19,4 @@ def _resource(name: str) -> bytes:
 
 
 def harness_header_digest() -> CreateDigest:
-    return CreateDigest([FileContent(f"{SANDBOX_DIR}/{HARNESS_HEADER}", _resource(HARNESS_HEADER))])
-
-
-def shard_runner_digest() -> CreateDigest:
-    return CreateDigest([FileContent(f"{SANDBOX_DIR}/{SHARD_RUNNER}", _resource(SHARD_RUNNER), is_executable=True)])
+    return CreateDigest([FileContent(f"{SANDBOX_DIR}/{HARNESS_HEADER}", resource_bytes(HARNESS_HEADER))])

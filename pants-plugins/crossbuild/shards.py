@@ -3,8 +3,9 @@ in its partition with the shard runner, in the shard's environment."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Tuple
 
 from pants.core.goals.test import TestExtraEnv, TestFieldSet, TestRequest, TestResult, TestSubsystem
 from pants.core.util_rules.environments import (
@@ -14,9 +15,10 @@ from pants.core.util_rules.environments import (
 )
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.environment import EnvironmentName
-from pants.engine.fs import CreateDigest, Digest, MergeDigests, Snapshot
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, FileDigest, MergeDigests, Snapshot
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.platform import Platform
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     GeneratedTargets,
     GenerateTargetsRequest,
@@ -31,7 +33,9 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from crossbuild.archive import BuildTestArchiveRequest, BuiltTestArchive
-from crossbuild.resources import SANDBOX_DIR, SHARD_RUNNER, shard_runner_digest
+from crossbuild.junit import BinaryReport, merge_reports
+from crossbuild.platforms import PLATFORMS
+from crossbuild.shard_runner import ShardRunner, ShardRunnerRequest
 from crossbuild.target_types import (
     CrossbuildArchiveField,
     CrossbuildBuildEnvironmentField,
@@ -46,6 +50,10 @@ from crossbuild.target_types import (
     CrossbuildTestShardTarget,
 )
 
+
+
+# Where each runner action writes its binary's JUnit XML (merged per shard afterwards).
+RUNNER_JUNIT = "junit.xml"
 
 
 def shard_name(index: int, total: int) -> str:
@@ -101,12 +109,75 @@ class CrossbuildShardTestRequest(TestRequest):
     field_set_type = CrossbuildShardFieldSet
 
 
+_SOURCE_WORDS = {
+    "ran": "ran",
+    "hit_locally": "cached locally",
+    "hit_remotely": "cached remotely",
+    "memoized": "unchanged (memoized)",
+}
+
+
+async def _shard_result(
+    address: Address,
+    shard: str,
+    built: BuiltTestArchive,
+    results: Tuple[FallibleProcessResult, ...],
+    test_subsystem: TestSubsystem,
+) -> TestResult:
+    """One TestResult for the shard: every binary's output in order, each saying whether it ran
+    or came from the cache, the worst exit code, and one merged JUnit file."""
+    xml_contents = await MultiGet(Get(DigestContents, Digest, r.output_digest) for r in results)
+    # The newest run id among the results is this run's: an older one was reused from an
+    # earlier run of the same pantsd (memoized), so that binary did not change either.
+    current_run = max((r.metadata.source_run_id for r in results), default=0)
+    stdout_parts, stderr_parts, reports = [], [], []
+    ran = []
+    for (path, _, _), result, contents in zip(built.binaries, results, xml_contents):
+        source = result.metadata._source if result.metadata.source_run_id == current_run else "memoized"
+        ran.append(source == "ran")
+        stdout_parts.append(f"== {path}: {_SOURCE_WORDS.get(source, source)}, exit {result.exit_code}\n")
+        stdout_parts.append(result.stdout.decode(errors="replace"))
+        if result.stderr:
+            stderr_parts.append(f"== {path}:\n{result.stderr.decode(errors='replace')}")
+        xml = contents[0].content if contents else None
+        problem = "" if xml is not None else (
+            f"exit status {result.exit_code}\n{result.stderr.decode(errors='replace')}"
+        )
+        reports.append(BinaryReport(path, xml, problem))
+    exit_codes = [r.exit_code for r in results]
+    exit_code = 0 if all(c == 0 for c in exit_codes) else next(c for c in exit_codes if c != 0)
+    stdout = "".join(stdout_parts) or f"{shard}: the archive has no test binaries\n"
+    stderr = "".join(stderr_parts)
+    # Pants gathers every target's XML into one directory (`[test].report`): one name each.
+    junit = await Get(
+        Digest, CreateDigest([FileContent(f"{address.path_safe_spec}.xml", merge_reports(shard, reports))])
+    )
+    xml_snapshot = await Get(Snapshot, Digest, junit)
+    # What Pants says of the shard (ran / cached): a binary that ran, else any of them.
+    metadata = next((r.metadata for r, did_run in zip(results, ran) if did_run), None)
+    if metadata is None and results:
+        metadata = results[0].metadata
+    out_bytes, err_bytes = stdout.encode(), stderr.encode()
+    return TestResult(
+        exit_code=exit_code,
+        stdout=stdout,
+        stdout_digest=FileDigest(hashlib.sha256(out_bytes).hexdigest(), len(out_bytes)),
+        stderr=stderr,
+        stderr_digest=FileDigest(hashlib.sha256(err_bytes).hexdigest(), len(err_bytes)),
+        addresses=(address,),
+        output_setting=test_subsystem.output,
+        result_metadata=metadata,
+        xml_results=xml_snapshot,
+    )
+
+
 @rule(desc="Running a crossbuild test shard", level=LogLevel.DEBUG)
 async def run_shard(
     batch: CrossbuildShardTestRequest.Batch[CrossbuildShardFieldSet, Any],
     test_subsystem: TestSubsystem,
     test_extra_env: TestExtraEnv,
     env_target: EnvironmentTarget,
+    shard_platform: Platform,
 ) -> TestResult:
     fs = batch.single_element
     # A remote environment that fell back to this machine (remote execution off) cannot run
@@ -145,46 +216,53 @@ async def run_shard(
             "shards run Linux test binaries only (Windows archives are cross-built artifacts)."
         )
     built = await Get(BuiltTestArchive, {BuildTestArchiveRequest(archive_address): BuildTestArchiveRequest, build_env: EnvironmentName})
-    runner = await Get(Digest, CreateDigest, shard_runner_digest())
-    input_digest = await Get(Digest, MergeDigests([built.digest, runner]))
+    # The runner is built for the machine the shard runs on: the archive's platform on an
+    # executor, this machine's when the environment fell back here (then it runs the test
+    # binaries under qemu-user).
+    runner_platform = shard_platform.value
+    if runner_platform not in PLATFORMS or not runner_platform.startswith("linux_"):
+        raise InvalidFieldException(
+            f"{fs.address} would run on {runner_platform}; crossbuild shards run on Linux only."
+        )
+    runner = await Get(ShardRunner, {ShardRunnerRequest(runner_platform): ShardRunnerRequest, build_env: EnvironmentName})
     index, total = fs.shard_index.value, fs.shards.value
-    timeout = fs.case_timeout.value
-    # Pants gathers every target's XML into one directory (`[test].report`): one name each.
-    junit = f"{fs.address.path_safe_spec}.xml"
-    process = Process(
-        (
-            "/bin/sh",
-            f"{SANDBOX_DIR}/{SHARD_RUNNER}",
-            built.path,
-            str(index),
-            str(total),
-            fs.partition.value,
-            str(timeout),
-            junit,
-        ),
-        description=f"Run {fs.address} ({built.platform} archive, {shard_name(index, total)})",
-        input_digest=input_digest,
-        output_files=(junit,),
-        env=FrozenDict(
-            {
-                **test_extra_env.env,
-                "PATH": "/usr/bin:/bin",
-                "TEST_SHARD_INDEX": str(index),
-                "TEST_TOTAL_SHARDS": str(total),
-                **({"CROSSBUILD_ALLOW_EMULATION": "1"} if local else {}),
-            }
-        ),
-        cache_scope=ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL,
-        level=LogLevel.DEBUG,
+    env = FrozenDict(
+        {
+            **test_extra_env.env,
+            "PATH": "/usr/bin:/bin",
+            "TEST_SHARD_INDEX": str(index),
+            "TEST_TOTAL_SHARDS": str(total),
+            **({"CROSSBUILD_ALLOW_EMULATION": "1"} if local else {}),
+        }
     )
-    result = await Get(FallibleProcessResult, Process, process)
-    xml = await Get(Snapshot, Digest, result.output_digest)
-    return TestResult.from_fallible_process_result(
-        result,
-        address=fs.address,
-        output_setting=test_subsystem.output,
-        xml_results=xml if xml.files else None,
+    cache_scope = ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
+    inputs = await MultiGet(Get(Digest, MergeDigests([runner.digest, d])) for d in built.binary_digests)
+    # One action per binary: its inputs are that binary, the runner and the partition, so an
+    # edit that changes one binary re-runs that binary's cases only.
+    results = await MultiGet(
+        Get(
+            FallibleProcessResult,
+            Process(
+                (
+                    runner.path,
+                    path,
+                    str(index),
+                    str(total),
+                    fs.partition.value,
+                    str(fs.case_timeout.value),
+                    RUNNER_JUNIT,
+                ),
+                description=f"Run {path} of {fs.address} ({built.platform}, {shard_name(index, total)})",
+                input_digest=input_digest,
+                output_files=(RUNNER_JUNIT,),
+                env=env,
+                cache_scope=cache_scope,
+                level=LogLevel.DEBUG,
+            ),
+        )
+        for (path, _, _), input_digest in zip(built.binaries, inputs)
     )
+    return await _shard_result(fs.address, shard_name(index, total), built, results, test_subsystem)
 
 
 def rules():

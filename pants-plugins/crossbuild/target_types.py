@@ -33,8 +33,9 @@ class CrossbuildTestSourcesField(MultipleSourcesField):
         Test sources, one test binary each. Each file is compiled and linked with the library
         objects of `dependencies` into a binary named after it (`foo_test.c` -> `foo_test`).
         Test binaries speak the crossbuild test protocol: `BIN --list` prints the case names,
-        `BIN --exact NAME` runs one case (exit 0 = pass). `#include "crossbuild_test.h"` for a
-        harness that does this.
+        `BIN --exact NAME` runs one case (exit 0 = pass), and optionally `BIN --run TIMEOUT
+        OUTDIR` runs the cases named on stdin, forking once per case. `#include
+        "crossbuild_test.h"` for a harness that does all three.
         """
     )
 
@@ -180,8 +181,12 @@ class CrossbuildPartitionField(StringField):
     valid_choices = ("hash", "count", "slice")
     help = help_text(
         """
-        How cases are split: `hash` (by a CRC of binary and case name: a case stays in its shard
-        as tests are added), `count` (round-robin in listing order), `slice` (contiguous blocks).
+        How each binary's cases are split over the shards: `hash` (by a CRC of the binary's path
+        and the case name: a case stays in its shard as cases or binaries are added), `count`
+        (round-robin in the binary's `--list` order), `slice` (the binary's cases in N
+        contiguous blocks). `count` and `slice` work within each binary, never across binaries,
+        so one binary's cases never move because another binary changed; with few cases per
+        binary the first shards get more of them.
         """
     )
 
@@ -239,8 +244,12 @@ class CrossbuildShardedTestsTarget(TargetGenerator):
     help = help_text(
         """
         Runs a `crossbuild_test_archive` as N test shards, `NAME#shard-K-of-N` for K in 1..N.
-        Every shard takes the same archive by digest (built once), lists the cases of every
-        binary, keeps its partition, runs each case in its own process with `case_timeout`, and
-        writes JUnit XML. Shards see Bazel's TEST_SHARD_INDEX (0-based) and TEST_TOTAL_SHARDS.
+        The binaries are built once; each shard runs every binary in its own action (its
+        inputs: that binary, the shard runner and the partition), so after an edit only the
+        changed binaries' cases run again and the others come from the cache. The runner lists
+        a binary's cases, keeps its partition, and runs each case in its own process (forked
+        by the binary itself when it speaks `--run`, else one `--exact` process per case) with
+        `case_timeout`, and writes JUnit XML (one suite per binary). Shards see Bazel's
+        TEST_SHARD_INDEX (0-based) and TEST_TOTAL_SHARDS.
         """
     )

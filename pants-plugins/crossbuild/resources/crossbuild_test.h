@@ -15,8 +15,33 @@
  *                        exit 2  there is no case called NAME (stderr names it),
  *                                or the command line was not understood
  *                        exit 3  the binary is broken (more cases than it can hold)
+ *                        exit 4  the case called exit() before it finished (whatever
+ *                                the status it passed: its remaining checks never ran)
  *                      A crash is not caught: the process dies of its signal and the
  *                      runner reports it.
+ *   BIN --run TIMEOUT OUTDIR
+ *                      Run many cases, each in its own forked process, so a case costs
+ *                      a fork rather than a new process (and, under an emulator, a new
+ *                      emulator). Case names come on stdin, one per line. The binary
+ *                      first prints the line "crossbuild-run 1", then, as each case
+ *                      ends, one line
+ *                          N exit CODE MICROSECONDS     the case exited with CODE
+ *                          N signal SIG MICROSECONDS    the case was killed by SIG
+ *                          N timeout SIG MICROSECONDS   it ran TIMEOUT seconds and was
+ *                                                      killed (SIGTERM, then SIGKILL
+ *                                                      2 s later)
+ *                          N missing 0 0                there is no such case
+ *                      and "end" after the last. N counts the input lines from 0. Each
+ *                      case runs in its own process group with stdin from /dev/null and
+ *                      its stdout and stderr in the file OUTDIR/N; a timeout kills the
+ *                      whole group, and a case never outlives the binary (it gets
+ *                      SIGKILL if the binary dies). Exit codes are those of --exact.
+ *                      Exit 0 when every case was reported, whatever their results;
+ *                      2 on bad arguments or an unusable OUTDIR. Linux and other POSIX
+ *                      systems only (elsewhere --run is an unrecognised argument, and
+ *                      a runner falls back to --exact). The crossbuild shard runner
+ *                      uses --run and falls back to --exact for binaries that do not
+ *                      answer "crossbuild-run 1".
  *   BIN                Run every case in this process, one after another, print one
  *                      line per case and a closing "N passed, N failed" line, exit 1
  *                      if any case failed (0 otherwise). Meant for running by hand; a
@@ -85,11 +110,34 @@
 #ifndef CROSSBUILD_TEST_H
 #define CROSSBUILD_TEST_H
 
+/* --run needs POSIX (fork, waitpid, sigaction). Under a strict -std=c11 the C library
+ * declares none of it unless asked; ask, as long as nothing else has chosen. Include
+ * this header first in its file, so that the choice is made before any other header. */
+#if defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && \
+    !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE) && !defined(_BSD_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#define CB__HAVE_FORK 1
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+#endif
 
 #if !defined(__GNUC__) && !defined(__clang__)
 #error "crossbuild_test.h needs __attribute__((constructor)): use GCC, Clang or zig cc"
@@ -354,12 +402,155 @@ __attribute__((noinline)) CB__UNUSED static int cb__run_case(size_t index) {
     return 0;
 }
 
+/* A case that calls exit() skips its remaining checks: whatever status it passes, that is
+ * not a pass. Registered only where a case runs in a process of its own. */
+CB__UNUSED static void cb__exit_during_case(void) {
+    if (cb__state.in_case) {
+        fflush(stdout);
+        fprintf(stderr, "crossbuild_test: the case called exit() before it finished\n");
+        fflush(stderr);
+        _Exit(4);
+    }
+}
+
+#ifdef CB__HAVE_FORK
+static volatile sig_atomic_t cb__alarm_fired;
+
+static void cb__on_alarm(int sig) {
+    (void)sig;
+    cb__alarm_fired = 1;
+}
+
+static long long cb__micros_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (long long)(t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* Waits for pid; after `seconds` (alarm), SIGTERM to its group, SIGKILL 2 s later.
+ * Returns the wait status; *timed_out says whether the alarm fired. */
+static int cb__wait_case(pid_t pid, unsigned seconds, int *timed_out) {
+    int status = 0, stage = 0;
+    *timed_out = 0;
+    cb__alarm_fired = 0;
+    alarm(seconds);
+    for (;;) {
+        pid_t r = waitpid(pid, &status, 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) break;
+        if (cb__alarm_fired) {
+            cb__alarm_fired = 0;
+            *timed_out = 1;
+            kill(-pid, stage == 0 ? SIGTERM : SIGKILL);
+            kill(pid, stage == 0 ? SIGTERM : SIGKILL);
+            stage = 1;
+            alarm(2);
+        }
+    }
+    alarm(0);
+    if (*timed_out) kill(-pid, SIGKILL); /* whatever the case started */
+    return status;
+}
+
+/* The child side of --run: becomes the case. Never returns. */
+CB__NORETURN static void cb__run_child(size_t index, const char *out_path) {
+    int fd;
+#if defined(__linux__)
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    setpgid(0, 0);
+    signal(SIGALRM, SIG_DFL);
+    fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _Exit(3);
+    if (fd > 2) close(fd);
+    fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0 && fd != 0) {
+        dup2(fd, 0);
+        close(fd);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    atexit(cb__exit_during_case);
+    exit(cb__run_case(index));
+}
+
+static int cb__run_many(const char *prog, const char *timeout_arg, const char *out_dir) {
+    char line[4096], out_path[4096];
+    char *end = NULL;
+    unsigned long seconds = strtoul(timeout_arg, &end, 10);
+    unsigned long n = 0;
+    struct sigaction sa;
+    struct stat st;
+    if (end == timeout_arg || *end != 0 || seconds < 1 || seconds > 86400) {
+        fprintf(stderr, "%s: --run TIMEOUT must be whole seconds, 1 to 86400, got '%s'\n", prog,
+                timeout_arg);
+        return 2;
+    }
+    /* stat, not access(): proot answers access() wrongly for some paths */
+    if (strlen(out_dir) > sizeof out_path - 32 || stat(out_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: --run OUTDIR '%s' is not a folder\n", prog, out_dir);
+        return 2;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cb__on_alarm; /* no SA_RESTART: the alarm interrupts waitpid */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    setvbuf(stdout, NULL, _IOFBF, 0);
+    printf("crossbuild-run 1\n");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        size_t len = strlen(line), i, found = (size_t)-1;
+        struct timespec t0;
+        pid_t pid;
+        int status, timed_out;
+        long long us;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        for (i = 0; i < cb__state.count; i++) {
+            if (strcmp(cb__state.cases[i].name, line) == 0) {
+                found = i;
+                break;
+            }
+        }
+        if (found == (size_t)-1) {
+            printf("%lu missing 0 0\n", n++);
+            fflush(stdout);
+            continue;
+        }
+        snprintf(out_path, sizeof out_path, "%s/%lu", out_dir, n);
+        fflush(stdout);
+        fflush(stderr);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "%s: fork failed: %s\n", prog, strerror(errno));
+            return 3;
+        }
+        if (pid == 0) cb__run_child(found, out_path);
+        setpgid(pid, pid); /* also done by the child: whichever runs first */
+        status = cb__wait_case(pid, (unsigned)seconds, &timed_out);
+        us = cb__micros_since(&t0);
+        if (timed_out) {
+            printf("%lu timeout %d %lld\n", n, WIFSIGNALED(status) ? WTERMSIG(status) : 0, us);
+        } else if (WIFSIGNALED(status)) {
+            printf("%lu signal %d %lld\n", n, WTERMSIG(status), us);
+        } else {
+            printf("%lu exit %d %lld\n", n, WEXITSTATUS(status), us);
+        }
+        fflush(stdout);
+        n++;
+    }
+    printf("end\n");
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+#endif
+
 CB__UNUSED static void cb__usage(FILE *out, const char *prog) {
     fprintf(out,
             "usage: %s                 run every case, print a summary\n"
             "       %s --list          print the case names, one per line\n"
-            "       %s --exact NAME    run the case NAME: exit 0 pass, 1 fail, 2 no such case\n",
-            prog, prog, prog);
+            "       %s --exact NAME    run the case NAME: exit 0 pass, 1 fail, 2 no such case\n"
+            "       %s --run TIMEOUT OUTDIR   run the cases named on stdin, each in a forked\n"
+            "                          process, output in OUTDIR/N; one result line per case\n",
+            prog, prog, prog, prog);
 }
 
 CB__UNUSED static int cb_test_main(int argc, char **argv) {
@@ -404,12 +595,18 @@ CB__UNUSED static int cb_test_main(int argc, char **argv) {
             if (strcmp(cb__state.cases[i].name, argv[2]) == 0) {
                 /* Keep anything the case prints if it then crashes. */
                 setvbuf(stdout, NULL, _IOLBF, 0);
+                atexit(cb__exit_during_case);
                 return cb__run_case(i);
             }
         }
         fprintf(stderr, "%s: no test case named '%s' (try --list)\n", prog, argv[2]);
         return 2;
     }
+#ifdef CB__HAVE_FORK
+    if (argc == 4 && strcmp(argv[1], "--run") == 0) {
+        return cb__run_many(prog, argv[2], argv[3]);
+    }
+#endif
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         cb__usage(stdout, prog);
         return 0;

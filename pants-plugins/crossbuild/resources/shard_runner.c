@@ -1,0 +1,944 @@
+/*
+ * shard_runner.c - runs one test binary's share of a crossbuild test shard and writes JUnit XML.
+ *
+ * The crossbuild plugin cross-builds this file with its own zig for the platform the shard runs
+ * on (a static binary: it needs nothing from the userland, not even a shell), and runs it once
+ * per (shard, test binary), so each binary's results are cached on their own: editing one test
+ * source re-runs only that binary's cases.
+ *
+ * Usage:
+ *   shard_runner BINARY SHARD_INDEX TOTAL_SHARDS PARTITION CASE_TIMEOUT JUNIT_XML
+ *
+ *   BINARY         the test binary, a path relative to the working directory (the sandbox), as
+ *                  the archive's manifest names it (`bin/foo_test`); it is the JUnit classname.
+ *   SHARD_INDEX    0-based, below TOTAL_SHARDS. Output says "shard K/N" with K 1-based. The test
+ *                  processes see the environment this runner got (the plugin sets Bazel's
+ *                  TEST_SHARD_INDEX and TEST_TOTAL_SHARDS there).
+ *   PARTITION      which of the binary's cases belong to this shard:
+ *                    hash   (POSIX cksum CRC-32 of "BINARY::CASE") mod TOTAL_SHARDS: a case keeps
+ *                           its shard when other cases, or other binaries, come and go.
+ *                    count  the binary's i-th case (0-based, --list order) runs on shard i mod N.
+ *                    slice  the binary's cases cut into N consecutive blocks; shard k runs indexes
+ *                           [floor(k*M/N), floor((k+1)*M/N)) of its M cases.
+ *                  count and slice work within one binary: every binary's first case is on shard 1.
+ *   CASE_TIMEOUT   whole seconds >= 1, for `--list` and for each case.
+ *   JUNIT_XML      written atomically (a temporary file renamed into place) on exit 0 and 1, and
+ *                  on exit 3 when the problem allows it; never half written.
+ *
+ * Protocol with the test binary (see crossbuild_test.h):
+ *   BIN --list                    case names, one per line (blank lines, a trailing CR ignored).
+ *   BIN --run TIMEOUT OUTDIR      tried first: the binary forks once per case (a case costs a
+ *                                 fork, not an exec: under qemu-user, not a new emulator). It must
+ *                                 answer "crossbuild-run 1" on its first line; otherwise the runner
+ *                                 falls back to
+ *   BIN --exact NAME              one process per case, run here with the case timeout (SIGTERM,
+ *                                 SIGKILL 2 s later, to the case's whole process group).
+ *   Working directory: the runner's. stdin: /dev/null. stdout and stderr of a case are captured
+ *   together; the XML keeps the last 64 KiB, the console the last 50 lines.
+ *   If a --run binary stops answering for CASE_TIMEOUT + 10 s, or dies, the runner kills it,
+ *   reports the case it was on, and starts --run again with the cases left.
+ *
+ * Classification: PASS exit 0; FAIL other exit status (4: the case called exit() early); CRASH
+ * killed by a signal; TIMEOUT killed for running past CASE_TIMEOUT. A failing --list is one
+ * ERROR testcase named "--list" for the binary.
+ *
+ * Architecture: an ELF binary for another machine than this runner's is refused (exit 3), unless
+ * CROSSBUILD_ALLOW_EMULATION=1 and qemu-ARCH-static (or qemu-ARCH) is on PATH: then it runs under
+ * qemu-user, and the runner says so. The plugin allows that only where a shard's environment fell
+ * back to the local machine.
+ *
+ * Exit status: 0 every selected case passed (also when there were none), 1 something failed,
+ * 2 usage error (no XML), 3 the binary could not be run at all or the XML could not be written.
+ * Killed by a signal: no XML is written (the temporary file is left in the sandbox only).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTPUT_LIMIT 65536
+#define PRINT_LINES 50
+#define NAME_MAX_LEN 4000
+#define RUN_GRACE_SECONDS 10
+
+#if defined(__aarch64__)
+#define HOST_ARCH "aarch64"
+#elif defined(__x86_64__)
+#define HOST_ARCH "x86_64"
+#else
+#define HOST_ARCH "unknown"
+#endif
+
+enum kind { PASS, FAIL, CRASH, TIMEOUT, ERROR };
+static const char *KIND_NAMES[] = {"PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR"};
+
+struct test_case {
+    char *name;
+    enum kind kind;
+    long long micros;
+    char *message; /* NULL when passed */
+    char *output;  /* last OUTPUT_LIMIT bytes (with a note if cut), NULL if none kept */
+};
+
+static const char *binary, *partition, *junit_path;
+static unsigned long shard, total, case_timeout;
+static char work_dir[4096];
+static const char *emulator; /* qemu path, or NULL */
+static struct test_case *cases;
+static size_t ncases, ncap;
+
+/* ---- small utilities --------------------------------------------------------------------- */
+
+static void die_usage(const char *fmt, ...) {
+    va_list ap;
+    fputs("shard_runner: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nusage: shard_runner BINARY SHARD_INDEX TOTAL_SHARDS hash|count|slice CASE_TIMEOUT "
+          "JUNIT_XML\n",
+          stderr);
+    exit(2);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fputs("shard_runner: out of memory\n", stderr);
+        exit(3);
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
+static char *xprintf(const char *fmt, ...) {
+    va_list ap;
+    int n;
+    char *s;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    s = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static int parse_ulong(const char *s, unsigned long *out) {
+    char *end = NULL;
+    if (*s < '0' || *s > '9' || strlen(s) > 9) return 0;
+    *out = strtoul(s, &end, 10);
+    return *end == 0;
+}
+
+static long long now_micros(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
+}
+
+/* Whole file, or NULL. *len gets its size. */
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t cap = 65536, n = 0, r;
+    if (f == NULL) return NULL;
+    buf = xmalloc(cap);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *bigger = xmalloc(cap * 2);
+            memcpy(bigger, buf, n);
+            free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    buf[n] = 0; /* n < cap always */
+    *len = n;
+    return buf;
+}
+
+/* The last OUTPUT_LIMIT bytes of a file, with a note when bytes were left out; NULL if empty. */
+static char *output_tail(const char *path) {
+    struct stat st;
+    FILE *f;
+    char *buf, *note;
+    size_t n, skip;
+    if (stat(path, &st) != 0 || st.st_size == 0) return NULL;
+    f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    skip = (size_t)st.st_size > OUTPUT_LIMIT ? (size_t)st.st_size - OUTPUT_LIMIT : 0;
+    if (skip) fseek(f, (long)skip, SEEK_SET);
+    buf = xmalloc(OUTPUT_LIMIT + 1);
+    n = fread(buf, 1, OUTPUT_LIMIT, f);
+    buf[n] = 0;
+    fclose(f);
+    if (!skip) return buf;
+    note = xprintf("[... %lu bytes omitted, the last %d bytes follow ...]\n%s", (unsigned long)skip,
+                   OUTPUT_LIMIT, buf);
+    free(buf);
+    return note;
+}
+
+static void rm_tree_files(const char *dir); /* below */
+
+/* ---- cksum (POSIX CRC-32 of the bytes, then of the length) ------------------------------------ */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    uint32_t i, j, c;
+    for (i = 0; i < 256; i++) {
+        c = i << 24;
+        for (j = 0; j < 8; j++) c = (c & 0x80000000u) ? (c << 1) ^ 0x04C11DB7u : c << 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t cksum(const char *s, size_t n) {
+    uint32_t c = 0;
+    size_t i, len;
+    for (i = 0; i < n; i++) c = (c << 8) ^ crc_table[((c >> 24) ^ (unsigned char)s[i]) & 0xff];
+    for (len = n; len > 0; len >>= 8) c = (c << 8) ^ crc_table[((c >> 24) ^ (len & 0xff)) & 0xff];
+    return ~c;
+}
+
+/* ---- processes --------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t alarm_fired, stop_signal;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    alarm_fired = 1;
+}
+
+static void on_stop(int sig) {
+    stop_signal = sig;
+}
+
+/* Starts [emulator] BINARY ARGS... in its own process group, stdin from `in` (or /dev/null),
+ * stdout to `out_fd`, stderr to `err_fd`. */
+static pid_t spawn(char *const *args, const char *in, int out_fd, int err_fd) {
+    char *argv[8];
+    size_t a = 0, i;
+    pid_t pid;
+    if (emulator) argv[a++] = (char *)emulator;
+    argv[a++] = (char *)binary;
+    for (i = 0; args[i] != NULL && a < 7; i++) argv[a++] = args[i];
+    argv[a] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "shard_runner: fork failed: %s\n", strerror(errno));
+        exit(3);
+    }
+    if (pid == 0) {
+        int fd = open(in ? in : "/dev/null", O_RDONLY);
+        setpgid(0, 0);
+        signal(SIGPIPE, SIG_DFL);
+        if (fd >= 0) dup2(fd, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        execv(argv[0], argv);
+        fprintf(stderr, "shard_runner: cannot execute %s: %s\n", argv[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
+/* Waits for pid with the case timeout: SIGTERM to its group at the deadline, SIGKILL 2 s later. */
+static int wait_timed(pid_t pid, int *timed_out) {
+    int status = 0, stage = 0;
+    *timed_out = 0;
+    alarm_fired = 0;
+    alarm((unsigned)case_timeout);
+    for (;;) {
+        pid_t r = waitpid(pid, &status, 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) break;
+        if (alarm_fired) {
+            alarm_fired = 0;
+            *timed_out = 1;
+            kill(-pid, stage ? SIGKILL : SIGTERM);
+            stage = 1;
+            alarm(2);
+        }
+    }
+    alarm(0);
+    kill(-pid, SIGKILL); /* anything the test left running in its group */
+    return status;
+}
+
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGKILL: return "SIGKILL";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGTERM: return "SIGTERM";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGXFSZ: return "SIGXFSZ";
+    case SIGSYS: return "SIGSYS";
+    default: return "?";
+    }
+}
+
+/* Sets kind and message of c from how it ended. */
+static void classify(struct test_case *c, int exited, int value, int timed_out) {
+    if (timed_out) {
+        c->kind = TIMEOUT;
+        c->message = xprintf("timed out after %lus", case_timeout);
+    } else if (!exited) {
+        c->kind = CRASH;
+        c->message = xprintf("killed by signal %d (%s)", value, signal_name(value));
+    } else if (value == 0) {
+        c->kind = PASS;
+    } else {
+        c->kind = FAIL;
+        c->message = xprintf("exit status %d%s", value,
+                             value == 4   ? " (the case called exit() before it finished)"
+                             : value == 126 ? " (the binary could not be executed)"
+                             : value == 127 ? " (the binary or its interpreter was not found)"
+                                            : "");
+    }
+}
+
+/* ---- listing and selecting ----------------------------------------------------------------- */
+
+static void add_case(const char *name) {
+    if (ncases == ncap) {
+        struct test_case *bigger;
+        ncap = ncap ? ncap * 2 : 64;
+        bigger = xmalloc(ncap * sizeof *bigger);
+        if (ncases) memcpy(bigger, cases, ncases * sizeof *cases);
+        free(cases);
+        cases = bigger;
+    }
+    memset(&cases[ncases], 0, sizeof *cases);
+    cases[ncases++].name = xstrdup(name);
+}
+
+/* Runs --list; on success fills `cases` with every case and returns 1. On failure fills `err`
+ * (the ERROR testcase) and returns 0. */
+static int list_cases(struct test_case *err) {
+    char *out_path = xprintf("%s/list.out", work_dir), *err_path = xprintf("%s/list.err", work_dir);
+    char *args[] = {"--list", NULL};
+    int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    long long t0 = now_micros();
+    int status, timed_out;
+    pid_t pid;
+    if (out_fd < 0 || err_fd < 0) {
+        fprintf(stderr, "shard_runner: cannot create files in %s: %s\n", work_dir, strerror(errno));
+        exit(3);
+    }
+    pid = spawn(args, NULL, out_fd, err_fd);
+    close(out_fd);
+    close(err_fd);
+    status = wait_timed(pid, &timed_out);
+    err->micros = now_micros() - t0;
+    if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        size_t len, i, start = 0;
+        char *text = read_file(out_path, &len);
+        for (i = 0; text && i <= len; i++) {
+            if (i == len || text[i] == '\n') {
+                size_t end = i;
+                if (end > start && text[end - 1] == '\r') end--;
+                if (end > start) {
+                    char saved = text[end];
+                    text[end] = 0;
+                    add_case(text + start);
+                    text[end] = saved;
+                }
+                start = i + 1;
+            }
+        }
+        free(text);
+        return 1;
+    }
+    {
+        char *both = xprintf("%s/list.all", work_dir);
+        char *cmd_out, *cmd_err;
+        size_t lo = 0, le = 0;
+        FILE *f = fopen(both, "wb");
+        cmd_err = read_file(err_path, &le);
+        cmd_out = read_file(out_path, &lo);
+        if (f) {
+            if (cmd_err) fwrite(cmd_err, 1, le, f);
+            if (cmd_out) fwrite(cmd_out, 1, lo, f);
+            fclose(f);
+        }
+        free(cmd_out);
+        free(cmd_err);
+        err->name = xstrdup("--list");
+        err->kind = ERROR;
+        if (timed_out) {
+            err->message = xprintf("--list timed out after %lus", case_timeout);
+        } else if (WIFSIGNALED(status)) {
+            err->message = xprintf("--list was killed by signal %d (%s)", WTERMSIG(status),
+                                   signal_name(WTERMSIG(status)));
+        } else {
+            err->message = xprintf("--list failed with exit status %d", WEXITSTATUS(status));
+        }
+        err->output = output_tail(both);
+        free(both);
+    }
+    return 0;
+}
+
+/* Keeps this shard's cases (moves them to the front); returns how many. */
+static size_t select_cases(void) {
+    size_t i, kept = 0, lo = (size_t)(shard * ncases / total), hi = (size_t)((shard + 1) * ncases / total);
+    size_t blen = strlen(binary);
+    for (i = 0; i < ncases; i++) {
+        int keep;
+        if (strcmp(partition, "count") == 0) {
+            keep = i % total == shard;
+        } else if (strcmp(partition, "slice") == 0) {
+            keep = i >= lo && i < hi;
+        } else {
+            size_t nlen = strlen(cases[i].name);
+            char *key = xmalloc(blen + nlen + 3);
+            memcpy(key, binary, blen);
+            memcpy(key + blen, "::", 2);
+            memcpy(key + blen + 2, cases[i].name, nlen + 1);
+            keep = cksum(key, blen + nlen + 2) % total == shard;
+            free(key);
+        }
+        if (keep) {
+            struct test_case tmp = cases[kept];
+            cases[kept++] = cases[i];
+            cases[i] = tmp;
+        } else {
+            free(cases[i].name);
+            cases[i].name = NULL;
+        }
+    }
+    ncases = kept;
+    return kept;
+}
+
+/* ---- running ------------------------------------------------------------------------------- */
+
+/* Old protocol: one `BIN --exact NAME` process per case. */
+static void run_exact(struct test_case *c) {
+    char *out_path = xprintf("%s/case.out", work_dir);
+    char *args[] = {"--exact", c->name, NULL};
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), status, timed_out;
+    long long t0 = now_micros();
+    pid_t pid;
+    if (fd < 0) {
+        fprintf(stderr, "shard_runner: cannot create %s: %s\n", out_path, strerror(errno));
+        exit(3);
+    }
+    pid = spawn(args, NULL, fd, fd);
+    close(fd);
+    status = wait_timed(pid, &timed_out);
+    c->micros = now_micros() - t0;
+    classify(c, WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+             timed_out);
+    if (c->kind != PASS) c->output = output_tail(out_path);
+    unlink(out_path);
+    free(out_path);
+}
+
+/* Reads one line from fd into line (NUL-terminated, without '\n'), waiting at most `seconds`.
+ * Returns 1 for a line, 0 at end of file or on error, -1 on timeout. Buffered across calls. */
+static char rbuf[8192];
+static size_t rlen;
+
+static int read_line(int fd, char *line, size_t cap, int seconds) {
+    long long deadline = now_micros() + (long long)seconds * 1000000LL;
+    for (;;) {
+        char *nl = memchr(rbuf, '\n', rlen);
+        struct pollfd p;
+        long long left;
+        ssize_t r;
+        if (nl != NULL) {
+            size_t n = (size_t)(nl - rbuf);
+            if (n >= cap) n = cap - 1;
+            memcpy(line, rbuf, n);
+            line[n] = 0;
+            rlen -= (size_t)(nl - rbuf) + 1;
+            memmove(rbuf, nl + 1, rlen);
+            return 1;
+        }
+        if (rlen == sizeof rbuf) rlen = 0; /* an absurd line: drop it */
+        left = deadline - now_micros();
+        if (left <= 0) return -1;
+        p.fd = fd;
+        p.events = POLLIN;
+        r = poll(&p, 1, (int)(left / 1000) + 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) continue;
+        r = read(fd, rbuf + rlen, sizeof rbuf - rlen);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
+        rlen += (size_t)r;
+    }
+}
+
+/* New protocol: `BIN --run TIMEOUT OUTDIR` over cases [from, ncases). Returns the index of the
+ * first case it did not report (== ncases when all were), or (size_t)-1 when the binary does not
+ * speak --run (nothing reported). */
+static size_t run_forked(size_t from) {
+    char *names_path = xprintf("%s/names", work_dir), *out_dir = xprintf("%s/out", work_dir);
+    char *err_path = xprintf("%s/run.err", work_dir), *timeout_arg = xprintf("%lu", case_timeout);
+    char *args[] = {"--run", timeout_arg, out_dir, NULL};
+    char line[256];
+    FILE *names = fopen(names_path, "wb");
+    int pipe_fds[2], err_fd, status, got;
+    size_t i, next = from;
+    pid_t pid;
+    if (names == NULL || pipe(pipe_fds) != 0) {
+        fprintf(stderr, "shard_runner: cannot prepare --run in %s: %s\n", work_dir, strerror(errno));
+        exit(3);
+    }
+    for (i = from; i < ncases; i++) fprintf(names, "%s\n", cases[i].name);
+    fclose(names);
+    mkdir(out_dir, 0700);
+    err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid = spawn(args, names_path, pipe_fds[1], err_fd >= 0 ? err_fd : 2);
+    close(pipe_fds[1]);
+    if (err_fd >= 0) close(err_fd);
+    rlen = 0;
+    got = read_line(pipe_fds[0], line, sizeof line, (int)case_timeout + RUN_GRACE_SECONDS);
+    if (got != 1 || strcmp(line, "crossbuild-run 1") != 0) {
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        close(pipe_fds[0]);
+        return (size_t)-1;
+    }
+    for (;;) {
+        unsigned long n;
+        char what[16];
+        long value;
+        long long us;
+        got = read_line(pipe_fds[0], line, sizeof line, (int)case_timeout + RUN_GRACE_SECONDS);
+        if (got != 1 || strcmp(line, "end") == 0) break;
+        if (sscanf(line, "%lu %15s %ld %lld", &n, what, &value, &us) != 4 || n != next - from ||
+            next >= ncases)
+            break;
+        {
+            struct test_case *c = &cases[next];
+            char *out_path = xprintf("%s/%lu", out_dir, n);
+            c->micros = us;
+            if (strcmp(what, "missing") == 0) {
+                c->kind = FAIL;
+                c->message = xstrdup("no such case (listed by --list but unknown to --run)");
+            } else {
+                classify(c, strcmp(what, "exit") == 0, (int)value, strcmp(what, "timeout") == 0);
+            }
+            if (c->kind != PASS) c->output = output_tail(out_path);
+            unlink(out_path);
+            free(out_path);
+        }
+        next++;
+    }
+    if (got == -1 || next < ncases) {
+        /* Hung or died between cases: the current case takes the blame. */
+        kill(-pid, SIGKILL);
+    }
+    waitpid(pid, &status, 0);
+    close(pipe_fds[0]);
+    if (next < ncases) {
+        struct test_case *c = &cases[next];
+        char *out_path = xprintf("%s/%lu", out_dir, (unsigned long)(next - from));
+        size_t le = 0;
+        char *run_err = read_file(err_path, &le);
+        c->micros = 0;
+        if (got == -1) {
+            c->kind = TIMEOUT;
+            c->message = xprintf("the test binary stopped answering for %lus during this case",
+                                 case_timeout + RUN_GRACE_SECONDS);
+        } else {
+            c->kind = CRASH;
+            c->message = WIFSIGNALED(status)
+                             ? xprintf("the test binary died of signal %d (%s) during this case",
+                                       WTERMSIG(status), signal_name(WTERMSIG(status)))
+                             : xprintf("the test binary ended (exit status %d) during this case",
+                                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+        c->output = output_tail(out_path);
+        if (c->output == NULL && run_err != NULL && le > 0) c->output = xstrdup(run_err);
+        free(run_err);
+        free(out_path);
+        next++;
+    }
+    return next;
+}
+
+/* ---- reporting ----------------------------------------------------------------------------- */
+
+/* Prints s with control characters (but tab) dropped, the last PRINT_LINES lines, indented. */
+static void print_output(const char *s) {
+    const char *p = s + strlen(s);
+    int lines = 0;
+    if (p > s && p[-1] == '\n') p--;
+    while (p > s) {
+        if (p[-1] == '\n' && ++lines == PRINT_LINES) break;
+        p--;
+    }
+    fputs("    | ", stdout);
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\n') {
+            if (p[1]) fputs("\n    | ", stdout);
+        } else if (ch >= 0x20 || ch == '\t') {
+            if (ch != 0x7f) putchar(ch);
+        }
+    }
+    putchar('\n');
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
+static int utf8_len(const unsigned char *s) {
+    unsigned char b = s[0];
+    int need, i;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (b < 0x80) return 1;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b == 0xe0) need = 2, lo = 0xa0;
+    else if (b == 0xed) need = 2, hi = 0x9f;
+    else if (b >= 0xe1 && b <= 0xef) need = 2;
+    else if (b == 0xf0) need = 3, lo = 0x90;
+    else if (b >= 0xf1 && b <= 0xf3) need = 3;
+    else if (b == 0xf4) need = 3, hi = 0x8f;
+    else return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (i = 2; i <= need; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    /* U+FFFE and U+FFFF are not XML characters */
+    if (b == 0xef && s[1] == 0xbf && s[2] >= 0xbe) return 0;
+    return need + 1;
+}
+
+/* Writes s as XML text (attr: as an attribute value): escaped, control characters dropped,
+ * invalid UTF-8 replaced by U+FFFD, so the file is always well-formed. */
+static void xml_escape(FILE *f, const char *s, int attr) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            fputs("\xef\xbf\xbd", f);
+            p++;
+            continue;
+        }
+        if (n > 1) {
+            fwrite(p, 1, (size_t)n, f);
+            p += n;
+            continue;
+        }
+        switch (*p) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\r': fputs("&#13;", f); break;
+        case '\t': fputs(attr ? "&#9;" : "\t", f); break;
+        case '\n': fputs(attr ? "&#10;" : "\n", f); break;
+        default:
+            if (*p >= 0x20 && *p != 0x7f) fputc(*p, f);
+        }
+        p++;
+    }
+}
+
+static int write_junit(const struct test_case *list, size_t n, long long micros) {
+    char *tmp = xprintf("%s.tmp.%ld", junit_path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    size_t i, failures = 0, errors = 0;
+    int ok;
+    if (f == NULL) {
+        fprintf(stderr, "shard_runner: cannot write the JUnit XML %s: %s\n", tmp, strerror(errno));
+        free(tmp);
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (list[i].kind == ERROR) errors++;
+        else if (list[i].kind != PASS) failures++;
+    }
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"");
+    xml_escape(f, binary, 1);
+    fprintf(f, "\" tests=\"%lu\" failures=\"%lu\" errors=\"%lu\" skipped=\"0\" time=\"%.3f\">\n",
+            (unsigned long)n, (unsigned long)failures, (unsigned long)errors, micros / 1e6);
+    fprintf(f, "    <properties>\n      <property name=\"shard\" value=\"%lu/%lu\"/>\n"
+               "      <property name=\"partition\" value=\"%s\"/>\n"
+               "      <property name=\"mode\" value=\"%s\"/>\n    </properties>\n",
+            shard + 1, total, partition, emulator ? "emulated" : "native");
+    for (i = 0; i < n; i++) {
+        const struct test_case *c = &list[i];
+        const char *tag = c->kind == ERROR ? "error" : "failure";
+        fputs("    <testcase classname=\"", f);
+        xml_escape(f, binary, 1);
+        fputs("\" name=\"", f);
+        xml_escape(f, c->name, 1);
+        fprintf(f, "\" time=\"%.6f\"", c->micros / 1e6);
+        if (c->kind == PASS) {
+            fputs("/>\n", f);
+            continue;
+        }
+        fprintf(f, ">\n      <%s message=\"", tag);
+        xml_escape(f, c->message ? c->message : "", 1);
+        fprintf(f, "\" type=\"%s\">", c->kind == ERROR     ? "list"
+                                      : c->kind == FAIL    ? "fail"
+                                      : c->kind == CRASH   ? "crash"
+                                                           : "timeout");
+        if (c->output) xml_escape(f, c->output, 0);
+        fprintf(f, "</%s>\n    </testcase>\n", tag);
+    }
+    fputs("  </testsuite>\n</testsuites>\n", f);
+    ok = fflush(f) == 0 && ferror(f) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (ok && !stop_signal && rename(tmp, junit_path) == 0) {
+        free(tmp);
+        return 1;
+    }
+    if (!stop_signal)
+        fprintf(stderr, "shard_runner: cannot write the JUnit XML %s: %s\n", junit_path,
+                strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return 0;
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+/* The ELF machine of the binary as an architecture name, or NULL if it is not ELF. */
+static const char *elf_arch(const char *path) {
+    unsigned char h[20];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    unsigned machine;
+    if (f == NULL) return NULL;
+    n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (n < sizeof h || memcmp(h, "\x7f" "ELF", 4) != 0) return NULL;
+    machine = h[5] == 2 ? (unsigned)h[18] << 8 | h[19] : (unsigned)h[19] << 8 | h[18];
+    switch (machine) {
+    case 62: return "x86_64";
+    case 183: return "aarch64";
+    default: return "another machine";
+    }
+}
+
+static const char *find_on_path(const char *name) {
+    const char *path = getenv("PATH");
+    static char buf[4096];
+    while (path && *path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        if (len > 0 && len + strlen(name) + 2 < sizeof buf) {
+            memcpy(buf, path, len);
+            buf[len] = '/';
+            strcpy(buf + len + 1, name);
+            struct stat st;
+            if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) return buf;
+        }
+        path = colon ? colon + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void fatal_setup(const char *message) {
+    struct test_case c;
+    memset(&c, 0, sizeof c);
+    c.name = (char *)"setup";
+    c.kind = ERROR;
+    c.message = (char *)message;
+    fprintf(stderr, "shard_runner: error: %s\n", message);
+    write_junit(&c, 1, 0);
+    exit(3);
+}
+
+static void rm_tree_files(const char *dir) {
+    char *cmd_dir = xprintf("%s/out", dir);
+    static const char *files[] = {"list.out", "list.err", "list.all", "names", "run.err", "case.out"};
+    size_t i;
+    for (i = 0; i < sizeof files / sizeof *files; i++) {
+        char *p = xprintf("%s/%s", dir, files[i]);
+        unlink(p);
+        free(p);
+    }
+    /* out/ holds only files named by case number; any left are removed one by one */
+    for (i = 0; i < ncap + 1; i++) {
+        char *p = xprintf("%s/%lu", cmd_dir, (unsigned long)i);
+        unlink(p);
+        free(p);
+    }
+    rmdir(cmd_dir);
+    rmdir(dir);
+    free(cmd_dir);
+}
+
+int main(int argc, char **argv) {
+    struct sigaction sa;
+    struct test_case list_error;
+    const char *arch;
+    size_t selected, i, from, counts[5] = {0, 0, 0, 0, 0};
+    long long t0 = now_micros();
+    int listed;
+    struct stat st;
+
+    if (argc != 7) die_usage("expected 6 arguments, got %d", argc - 1);
+    binary = argv[1];
+    partition = argv[4];
+    junit_path = argv[6];
+    if (!parse_ulong(argv[3], &total) || total < 1)
+        die_usage("TOTAL_SHARDS must be a whole number >= 1, got '%s'", argv[3]);
+    if (!parse_ulong(argv[2], &shard) || shard >= total)
+        die_usage("SHARD_INDEX is 0-based and must be below TOTAL_SHARDS (%lu), got '%s'", total,
+                  argv[2]);
+    if (strcmp(partition, "hash") && strcmp(partition, "count") && strcmp(partition, "slice"))
+        die_usage("PARTITION must be hash, count or slice, got '%s'", partition);
+    if (!parse_ulong(argv[5], &case_timeout) || case_timeout < 1)
+        die_usage("CASE_TIMEOUT must be whole seconds >= 1, got '%s'", argv[5]);
+    if (!*junit_path) die_usage("JUNIT_XML is empty");
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: the alarm interrupts waitpid */
+    sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    crc_init();
+
+    {
+        /* In the sandbox if it is writable (nothing shared with other actions), else TMPDIR. */
+        const char *base = getenv("TMPDIR");
+        char *tmpl = xstrdup("./crossbuild-shard.XXXXXX");
+        if (mkdtemp(tmpl) == NULL) {
+            free(tmpl);
+            tmpl = xprintf("%s/crossbuild-shard.XXXXXX", base && *base ? base : "/tmp");
+            if (mkdtemp(tmpl) == NULL) {
+                fprintf(stderr, "shard_runner: cannot create a temporary folder %s: %s\n", tmpl,
+                        strerror(errno));
+                return 3;
+            }
+        }
+        if (strlen(tmpl) >= sizeof work_dir) {
+            fprintf(stderr, "shard_runner: temporary folder path too long: %s\n", tmpl);
+            return 3;
+        }
+        strcpy(work_dir, tmpl);
+        free(tmpl);
+    }
+
+    if (stat(binary, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rm_tree_files(work_dir);
+        fatal_setup(xprintf("the test binary %s does not exist", binary));
+    }
+    arch = elf_arch(binary);
+    if (arch != NULL && strcmp(arch, HOST_ARCH) != 0) {
+        const char *allow = getenv("CROSSBUILD_ALLOW_EMULATION");
+        char *qemu = xprintf("qemu-%s-static", arch);
+        const char *found = NULL;
+        if (allow && strcmp(allow, "1") == 0 && strcmp(arch, "another machine") != 0) {
+            found = find_on_path(qemu);
+            if (!found) {
+                free(qemu);
+                qemu = xprintf("qemu-%s", arch);
+                found = find_on_path(qemu);
+            }
+        }
+        free(qemu);
+        if (!found) {
+            rm_tree_files(work_dir);
+            fatal_setup(xprintf("%s was built for %s but this shard runs on %s", binary, arch,
+                                HOST_ARCH));
+        }
+        emulator = xstrdup(found);
+        printf("note: running %s binaries under %s on this %s machine (remote execution is off)\n",
+               arch, emulator, HOST_ARCH);
+    }
+
+    memset(&list_error, 0, sizeof list_error);
+    listed = list_cases(&list_error);
+    if (!listed) {
+        printf("ERROR %s --list (%.3fs): %s\n", binary, list_error.micros / 1e6, list_error.message);
+        if (list_error.output) print_output(list_error.output);
+        rm_tree_files(work_dir);
+        printf("shard %lu/%lu, %s: 0 passed, 0 failed, 0 timed out, 0 crashed, 1 error\n",
+               shard + 1, total, binary);
+        return write_junit(&list_error, 1, now_micros() - t0) ? 1 : 3;
+    }
+    {
+        size_t all = ncases;
+        selected = select_cases();
+        printf("shard %lu/%lu, %s: %lu of %lu cases (%s partition, %lus per case)\n", shard + 1,
+               total, binary, (unsigned long)selected, (unsigned long)all, partition, case_timeout);
+    }
+
+    from = 0;
+    if (selected > 0) {
+        size_t done = run_forked(0);
+        if (done == (size_t)-1) {
+            printf("note: %s does not answer --run: one process per case (--exact)\n", binary);
+            for (i = 0; i < ncases && !stop_signal; i++) run_exact(&cases[i]);
+        } else {
+            while (done < ncases && !stop_signal) {
+                from = done;
+                done = run_forked(from);
+                if (done == (size_t)-1) break; /* it answered before: cannot happen but for a bug */
+            }
+        }
+    }
+    if (stop_signal) {
+        rm_tree_files(work_dir);
+        fprintf(stderr, "shard_runner: stopped by signal %d; no results written\n", (int)stop_signal);
+        signal((int)stop_signal, SIG_DFL);
+        raise((int)stop_signal);
+        return 128 + (int)stop_signal;
+    }
+    for (i = 0; i < ncases; i++) {
+        struct test_case *c = &cases[i];
+        counts[c->kind]++;
+        if (c->kind == PASS) {
+            printf("PASS %s::%s (%.3fs)\n", binary, c->name, c->micros / 1e6);
+        } else {
+            printf("%s %s::%s (%.3fs): %s\n", KIND_NAMES[c->kind], binary, c->name, c->micros / 1e6,
+                   c->message);
+            if (c->output) print_output(c->output);
+        }
+    }
+    rm_tree_files(work_dir);
+    printf("shard %lu/%lu, %s: %lu passed, %lu failed, %lu timed out, %lu crashed of %lu cases\n",
+           shard + 1, total, binary, (unsigned long)counts[PASS], (unsigned long)counts[FAIL],
+           (unsigned long)counts[TIMEOUT], (unsigned long)counts[CRASH], (unsigned long)ncases);
+    if (!write_junit(cases, ncases, now_micros() - t0)) return 3;
+    return counts[PASS] == ncases ? 0 : 1;
+}
