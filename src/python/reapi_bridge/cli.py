@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,6 +13,7 @@ from typing import List, Optional
 import grpc
 
 from reapi_bridge.config import DEFAULT_CONFIG_TOML, ConfigError, load_config
+from reapi_bridge.local_cluster import default_executor_slots
 
 DESCRIPTION = """\
 reapi-bridge serves the Remote Execution API (REAPI v2): a content-addressable store, an
@@ -89,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     executor.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                           help="an extra platform property to advertise (repeatable)")
     executor.add_argument("--concurrency", type=int, default=1, metavar="N",
-                          help="actions run at once (default: 1)")
+                          help="slots: actions run at once, each slot its own bot session named "
+                          "NAME/0, NAME/1, ... (default: 1)")
     executor.add_argument("--work-dir", type=Path, default=Path(".crossbuild/executor"), metavar="DIR",
-                          help="sandboxes and the local input caches (default: .crossbuild/executor)")
+                          help="the executor's lock file, sandboxes and local input caches (default: "
+                          ".crossbuild/executor). When actions run as another user (--run-as) who cannot "
+                          "reach DIR, sandboxes and caches go to /var/tmp/crossbuild-executors/HASH instead "
+                          "(the log says where)")
     executor.add_argument("--append-only-caches", type=Path, metavar="DIR",
                           default=Path("/tmp/crossbuild-append-only-caches"),
                           help="writable base path for Pants' append-only caches; must equal Pants' "
@@ -121,14 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
                     help="address for the bridge (default: 127.0.0.1:8980; port 0 picks a free one)")
     up.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
-    up.add_argument("--concurrency", type=int, default=max(1, (os.cpu_count() or 2) // 2), metavar="N",
-                    help="actions each executor runs at once (default: half the CPUs, at least 1)")
+    up.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
+                    help="slots per executor: actions each one runs at once (default: the number of "
+                    f"CPUs, at least 2; {default_executor_slots()} here). Each executor gets them all: the "
+                    "emulated ARM64 executor's actions mostly wait on process start-up, and the two "
+                    "executors are rarely busy at once")
 
     status = sub.add_parser(
         "status",
         help="show executors, queues, cache size and hit rate of a running bridge",
-        description="Ask a running bridge for its executors (name, properties, busy/idle), queue lengths "
-        "per platform, CAS size and action-cache hit rate.",
+        description="Ask a running bridge for its executors (name, properties, slots busy and free), "
+        "queue lengths per platform, CAS size and action-cache hit rate.",
     )
     status.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
                         help="state dir given to `up` (default: .crossbuild/cluster)")
@@ -213,6 +220,9 @@ def _cluster(args) -> int:
     cluster = LocalCluster(args.state_dir)
     try:
         if args.command == "up":
+            if args.concurrency < 1:
+                print("reapi-bridge up: --concurrency must be at least 1", file=sys.stderr)
+                return 2
             address = cluster.up(args.listen, args.config, args.concurrency)
             print(address)
             print(PANTS_SNIPPET.format(address=address), file=sys.stderr)

@@ -53,6 +53,13 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def default_executor_slots() -> int:
+    """Slots per executor that `up` starts: one per CPU, at least 2. Each executor gets them
+    all: the emulated ARM64 executor's actions are dominated by process start-up (waiting, not
+    computing), and the two executors are rarely busy at once."""
+    return max(2, os.cpu_count() or 1)
+
+
 def fetch_status(address: str, timeout: float = 10.0) -> status_pb2.StatusReport:
     with grpc.insecure_channel(address.replace("grpc://", "")) as channel:
         return status_pb2_grpc.BridgeStatusStub(channel).GetStatus(status_pb2.GetStatusRequest(), timeout=timeout)
@@ -74,8 +81,10 @@ class LocalCluster:
         tmp.write_text(json.dumps(asdict(state), indent=2))
         os.replace(tmp, self.state_file)
 
-    def up(self, listen: str, config: Optional[Path], concurrency: int, log=print) -> str:
-        """Starts what is not running; returns the bridge address."""
+    def up(self, listen: str, config: Optional[Path], concurrency: Optional[int] = None, log=print) -> str:
+        """Starts what is not running, executors with `concurrency` slots each (default:
+        default_executor_slots()); returns the bridge address."""
+        concurrency = concurrency or default_executor_slots()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         state = self.load()

@@ -118,7 +118,11 @@ class ActionRunner:
         if self.run_as is not None:
             self._hand_over(root)
             os.chown(sandbox, self.run_as.uid, self.run_as.gid)
-        binds = [sandbox] + ([self.append_only_caches] if self.append_only_caches else [])
+        # The sandbox links into the input cache's shared directories (symlinks to absolute
+        # paths), so an emulated userland must see those at the same paths too.
+        binds = [sandbox, self.materializer.dirs_dir]
+        if self.append_only_caches:
+            binds.append(self.append_only_caches)
         status_file = sandbox / "exit-status"
         if getattr(self.wrapper, "exit_status_is_last_process", False):
             # proot exits with the status of whichever guest process ends last, which may be a

@@ -15,10 +15,11 @@ from typing import Dict, List, Optional
 
 import grpc
 
+from reapi_bridge.executor.action_root import ActionRootError, action_root, check_reachable, reachable_copy
 from reapi_bridge.executor.action_runner import ActionRunner, CommandWrapper, Direct, RunAs
 from reapi_bridge.executor.bot import BotSlot
 from reapi_bridge.executor.cas_client import CasClient
-from reapi_bridge.executor.inputs import InputMaterializer
+from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +58,21 @@ class ExecutorOptions:
         return props
 
 
-def command_wrapper(options: ExecutorOptions) -> CommandWrapper:
-    """How processes run for this ISA on this host; proves it before any work is taken."""
+def command_wrapper(options: ExecutorOptions, root: Path, run_as: Optional[RunAs]) -> CommandWrapper:
+    """How processes run for this ISA on this host; proves it before any work is taken. proot
+    reads the emulated userland's rootfs as the action user, so that must be reachable too."""
     host = HOST_ISA.get(platform.machine().lower())
     if options.isa == host:
         return Direct()
     if options.isa == "arm-a64" and host == "x86-64":
         from reapi_bridge.executor import arm64_userland
 
-        rootfs = options.rootfs or options.work_dir.parent / "arm64-rootfs"
+        rootfs = (options.rootfs or options.work_dir.parent / "arm64-rootfs").resolve()
         if not (rootfs / "bin" / "busybox").exists():
             logger.info("building the aarch64 userland at %s", rootfs)
             arm64_userland.build_rootfs(rootfs)
+        if run_as is not None:
+            rootfs = reachable_copy(rootfs, root / "arm64-rootfs", run_as, _same_userland)
         userland = arm64_userland.Arm64Userland.detect(rootfs)
         machine = arm64_userland.prove_aarch64(userland)
         logger.info("emulated userland answers uname -m = %s", machine)
@@ -79,25 +83,29 @@ def command_wrapper(options: ExecutorOptions) -> CommandWrapper:
     )
 
 
-def check_reachable(path: Path, user: str) -> None:
-    """Actions run as `user` must be able to walk down to their sandboxes."""
-    path.mkdir(parents=True, exist_ok=True)
-    for ancestor in [path, *path.parents]:
-        if not os.stat(ancestor).st_mode & 0o001:
-            raise ExecutorSetupError(
-                f"{ancestor} is not searchable by others, so actions run as {user!r} cannot reach "
-                f"{path}; pick a work dir outside it, or pass --run-as '' to run actions as root"
-            )
+def _same_userland(a: Path, b: Path) -> bool:
+    from reapi_bridge.executor.arm64_userland import read_stamp
+
+    return read_stamp(b) is not None and read_stamp(a) == read_stamp(b)
+
+
+def action_user(options: ExecutorOptions) -> Optional[RunAs]:
+    """Who actions run as: `run_as` when this executor is root, else None (this process's user)."""
+    if not options.run_as or os.geteuid() != 0:
+        return None
+    try:
+        run_as = RunAs.user(options.run_as)
+    except KeyError:
+        raise ExecutorSetupError(f"--run-as user {options.run_as!r} does not exist")
+    if not Path("/usr/bin/setpriv").exists():
+        raise ExecutorSetupError("running actions as another user needs /usr/bin/setpriv (util-linux)")
+    return run_as
 
 
 class Executor:
     def __init__(self, options: ExecutorOptions) -> None:
         self.options = options
         self.name = options.name or f"{socket.gethostname()}-{options.isa}-{os.getpid()}"
-        wrapper = command_wrapper(options)
-        address = options.bridge.replace("grpc://", "")
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        cas = CasClient(self.channel, options.instance)
         work = options.work_dir.resolve()
         work.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(work / "executor.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -106,29 +114,37 @@ class Executor:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise ExecutorSetupError(f"work dir {work} is in use by another executor; give each its own --work-dir")
-        materializer = InputMaterializer(cas, work / "cache", max_bytes=options.cache_max_bytes)
-        # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
-        from reapi_bridge.executor.inputs import remove_tree
+        try:
+            self._set_up(options, work)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
 
-        if (work / "sandboxes").is_dir():
-            for leftover in (work / "sandboxes").iterdir():
+    def _set_up(self, options: ExecutorOptions, work: Path) -> None:
+        run_as = action_user(options)
+        try:
+            # Sandboxes, input caches and the emulated rootfs go where the action user reaches.
+            self.action_root = action_root(work, run_as)
+            if run_as is not None:
+                check_reachable(options.append_only_caches.resolve(), run_as)
+        except ActionRootError as exc:
+            raise ExecutorSetupError(str(exc)) from None
+        wrapper = command_wrapper(options, self.action_root, run_as)
+        address = options.bridge.replace("grpc://", "")
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        cas = CasClient(self.channel, options.instance)
+        materializer = InputMaterializer(cas, self.action_root / "cache", max_bytes=options.cache_max_bytes)
+        # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
+        sandboxes = self.action_root / "sandboxes"
+        if sandboxes.is_dir():
+            for leftover in sandboxes.iterdir():
                 remove_tree(leftover)
-        run_as = None
-        if options.run_as and os.geteuid() == 0:
-            try:
-                run_as = RunAs.user(options.run_as)
-            except KeyError:
-                raise ExecutorSetupError(f"--run-as user {options.run_as!r} does not exist")
-            if not Path("/usr/bin/setpriv").exists():
-                raise ExecutorSetupError("running actions as another user needs /usr/bin/setpriv (util-linux)")
-            for path in (work, options.append_only_caches.resolve()):
-                check_reachable(path, options.run_as)
         self.slots: List[BotSlot] = []
         for i in range(options.concurrency):
             runner = ActionRunner(
                 cas,
                 materializer,
-                work / "sandboxes",
+                sandboxes,
                 f"{self.name}/{i}",
                 wrapper=wrapper,
                 append_only_caches=options.append_only_caches,
