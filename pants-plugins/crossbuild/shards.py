@@ -3,9 +3,12 @@ in its partition with the shard runner, in the shard's environment."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from enum import Enum
 from dataclasses import dataclass
-from typing import Any, Tuple
+from pathlib import PurePath
+from typing import Any, Sequence, Tuple
 
 from pants.core.goals.test import TestExtraEnv, TestFieldSet, TestRequest, TestResult, TestSubsystem
 from pants.core.util_rules.environments import (
@@ -27,10 +30,11 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 from pants.engine.unions import UnionMembership, UnionRule
-from pants.option.option_types import SkipOption
+from pants.option.option_types import BoolOption, EnumOption, SkipOption
 from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
+from pants.util.strutil import softwrap
 
 from crossbuild.archive import BuildTestArchiveRequest, BuiltTestArchive
 from crossbuild.junit import BinaryReport, merge_reports
@@ -50,10 +54,6 @@ from crossbuild.target_types import (
     CrossbuildTestShardTarget,
 )
 
-
-
-# Where each runner action writes its binary's JUnit XML (merged per shard afterwards).
-RUNNER_JUNIT = "junit.xml"
 
 
 def shard_name(index: int, total: int) -> str:
@@ -84,12 +84,41 @@ async def generate_shards(request: GenerateShardTargetsRequest, union_membership
     return GeneratedTargets(generator, targets)
 
 
+class Granularity(Enum):
+    binary = "binary"
+    shard = "shard"
+
+
 class CrossbuildTestSubsystem(Subsystem):
     options_scope = "crossbuild-test"
     name = "crossbuild test shards"
     help = "Running `crossbuild_sharded_tests` shards with `pants test`."
 
     skip = SkipOption("test")
+    granularity = EnumOption(
+        default=Granularity.binary,
+        help=softwrap(
+            """
+            What one test action of a shard runs. `binary` (the default): one action per test
+            binary, whose inputs are that binary, the shard runner and the partition, so after
+            an edit only the changed binaries' cases run again and every other binary's results
+            come from the cache. `shard`: one action per shard running every binary of the
+            archive in turn, so any change re-runs the whole shard (fewer actions, for a farm
+            where each action costs much; also the baseline of the incremental benchmark).
+            """
+        ),
+    )
+    fork_cases = BoolOption(
+        default=True,
+        help=softwrap(
+            """
+            Let test binaries that speak `--run` (every binary using `crossbuild_test.h`) fork
+            once per case, so a case costs a fork rather than a new process; under an emulator
+            that is a few milliseconds instead of tens. Each case still has its own process.
+            Off: one `BIN --exact NAME` process per case for every binary.
+            """
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -113,37 +142,49 @@ _SOURCE_WORDS = {
     "ran": "ran",
     "hit_locally": "cached locally",
     "hit_remotely": "cached remotely",
-    "memoized": "unchanged (memoized)",
+    "memoized": "cached in memory (unchanged since an earlier run)",
 }
+
+
+def junit_name(binary: str) -> str:
+    """Where the runner writes one binary's JUnit XML in the sandbox."""
+    return f"junit-{PurePath(binary).name}.xml"
 
 
 async def _shard_result(
     address: Address,
     shard: str,
-    built: BuiltTestArchive,
-    results: Tuple[FallibleProcessResult, ...],
+    actions: Sequence[Tuple[Tuple[str, ...], FallibleProcessResult]],
     test_subsystem: TestSubsystem,
 ) -> TestResult:
-    """One TestResult for the shard: every binary's output in order, each saying whether it ran
+    """One TestResult for the shard: every action's output in order, each saying whether it ran
     or came from the cache, the worst exit code, and one merged JUnit file."""
+    results = [r for _, r in actions]
     xml_contents = await MultiGet(Get(DigestContents, Digest, r.output_digest) for r in results)
     # The newest run id among the results is this run's: an older one was reused from an
     # earlier run of the same pantsd (memoized), so that binary did not change either.
     current_run = max((r.metadata.source_run_id for r in results), default=0)
     stdout_parts, stderr_parts, reports = [], [], []
     ran = []
-    for (path, _, _), result, contents in zip(built.binaries, results, xml_contents):
+    for (paths, result), contents in zip(actions, xml_contents):
         source = result.metadata._source if result.metadata.source_run_id == current_run else "memoized"
         ran.append(source == "ran")
-        stdout_parts.append(f"== {path}: {_SOURCE_WORDS.get(source, source)}, exit {result.exit_code}\n")
-        stdout_parts.append(result.stdout.decode(errors="replace"))
+        label = paths[0] if len(paths) == 1 else f"{len(paths)} binaries"
+        stdout_parts.append(f"== {label}: {_SOURCE_WORDS.get(source, source)}, exit {result.exit_code}\n")
+        text = result.stdout.decode(errors="replace")
+        if source != "ran" and result.exit_code == 0:
+            # Unchanged and passing: its summary lines say enough.
+            text = "".join(line for line in text.splitlines(keepends=True) if line.startswith("shard "))
+        stdout_parts.append(text)
         if result.stderr:
-            stderr_parts.append(f"== {path}:\n{result.stderr.decode(errors='replace')}")
-        xml = contents[0].content if contents else None
-        problem = "" if xml is not None else (
-            f"exit status {result.exit_code}\n{result.stderr.decode(errors='replace')}"
-        )
-        reports.append(BinaryReport(path, xml, problem))
+            stderr_parts.append(f"== {label}:\n{result.stderr.decode(errors='replace')}")
+        written = {fc.path: fc.content for fc in contents}
+        for path in paths:
+            xml = written.get(junit_name(path))
+            problem = "" if xml is not None else (
+                f"exit status {result.exit_code}\n{result.stderr.decode(errors='replace')}"
+            )
+            reports.append(BinaryReport(path, xml, problem))
     exit_codes = [r.exit_code for r in results]
     exit_code = 0 if all(c == 0 for c in exit_codes) else next(c for c in exit_codes if c != 0)
     stdout = "".join(stdout_parts) or f"{shard}: the archive has no test binaries\n"
@@ -153,10 +194,14 @@ async def _shard_result(
         Digest, CreateDigest([FileContent(f"{address.path_safe_spec}.xml", merge_reports(shard, reports))])
     )
     xml_snapshot = await Get(Snapshot, Digest, junit)
-    # What Pants says of the shard (ran / cached): a binary that ran, else any of them.
-    metadata = next((r.metadata for r, did_run in zip(results, ran) if did_run), None)
-    if metadata is None and results:
-        metadata = results[0].metadata
+    # What Pants says of the shard: "ran" if any action ran, else where the results came
+    # from; its time is that of every action that ran (else of all of them).
+    timed = [r for r, did_run in zip(results, ran) if did_run] or results
+    metadata = None
+    if timed:
+        elapsed = [r.metadata.total_elapsed_ms for r in timed]
+        total_ms = None if any(e is None for e in elapsed) else sum(elapsed)
+        metadata = dataclasses.replace(timed[0].metadata, total_elapsed_ms=total_ms)
     out_bytes, err_bytes = stdout.encode(), stderr.encode()
     return TestResult(
         exit_code=exit_code,
@@ -175,6 +220,7 @@ async def _shard_result(
 async def run_shard(
     batch: CrossbuildShardTestRequest.Batch[CrossbuildShardFieldSet, Any],
     test_subsystem: TestSubsystem,
+    subsystem: CrossbuildTestSubsystem,
     test_extra_env: TestExtraEnv,
     env_target: EnvironmentTarget,
     shard_platform: Platform,
@@ -233,36 +279,46 @@ async def run_shard(
             "TEST_SHARD_INDEX": str(index),
             "TEST_TOTAL_SHARDS": str(total),
             **({"CROSSBUILD_ALLOW_EMULATION": "1"} if local else {}),
+            **({} if subsystem.fork_cases else {"CROSSBUILD_EXEC_PER_CASE": "1"}),
         }
     )
     cache_scope = ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
-    inputs = await MultiGet(Get(Digest, MergeDigests([runner.digest, d])) for d in built.binary_digests)
-    # One action per binary: its inputs are that binary, the runner and the partition, so an
-    # edit that changes one binary re-runs that binary's cases only.
-    results = await MultiGet(
-        Get(
-            FallibleProcessResult,
+    paths = [path for path, _, _ in built.binaries]
+    args = (str(index), str(total), fs.partition.value, str(fs.case_timeout.value))
+    description = f"{fs.address} ({built.platform}, {shard_name(index, total)})"
+    if subsystem.granularity == Granularity.binary:
+        # One action per binary: its inputs are that binary, the runner and the partition, so
+        # an edit that changes one binary re-runs that binary's cases only.
+        groups = [((path,), digest) for path, digest in zip(paths, built.binary_digests)]
+    else:
+        groups = [(tuple(paths), await Get(Digest, MergeDigests(built.binary_digests)))] if paths else []
+    inputs = await MultiGet(Get(Digest, MergeDigests([runner.digest, d])) for _, d in groups)
+    processes = []
+    for (group, _), input_digest in zip(groups, inputs):
+        if len(group) == 1:
+            argv: Tuple[str, ...] = (runner.path, group[0], *args, junit_name(group[0]))
+        else:
+            # Every binary in one action, one after another (the whole shard re-runs on any change).
+            script = (
+                'rc=0; for b in "$@"; do "./$0" "$b" ' + " ".join(args) + ' "junit-${b##*/}.xml"; '
+                "s=$?; [ $s -le $rc ] || rc=$s; done; exit $rc"
+            )
+            argv = ("/bin/sh", "-c", script, runner.path, *group)
+        processes.append(
             Process(
-                (
-                    runner.path,
-                    path,
-                    str(index),
-                    str(total),
-                    fs.partition.value,
-                    str(fs.case_timeout.value),
-                    RUNNER_JUNIT,
-                ),
-                description=f"Run {path} of {fs.address} ({built.platform}, {shard_name(index, total)})",
+                argv,
+                description=f"Run {group[0] if len(group) == 1 else 'every binary'} of {description}",
                 input_digest=input_digest,
-                output_files=(RUNNER_JUNIT,),
+                output_files=tuple(junit_name(p) for p in group),
                 env=env,
                 cache_scope=cache_scope,
                 level=LogLevel.DEBUG,
-            ),
+            )
         )
-        for (path, _, _), input_digest in zip(built.binaries, inputs)
+    results = await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
+    return await _shard_result(
+        fs.address, shard_name(index, total), [(g, r) for (g, _), r in zip(groups, results)], test_subsystem
     )
-    return await _shard_result(fs.address, shard_name(index, total), built, results, test_subsystem)
 
 
 def rules():

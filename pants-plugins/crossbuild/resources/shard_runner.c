@@ -38,6 +38,8 @@
  *   If a --run binary stops answering for CASE_TIMEOUT + 10 s, or dies, the runner kills it,
  *   reports the case it was on, and starts --run again with the cases left.
  *
+ *   With CROSSBUILD_EXEC_PER_CASE=1 in the environment the runner never tries --run.
+ *
  * Classification: PASS exit 0; FAIL other exit status (4: the case called exit() early); CRASH
  * killed by a signal; TIMEOUT killed for running past CASE_TIMEOUT. A failing --list is one
  * ERROR testcase named "--list" for the binary.
@@ -905,9 +907,11 @@ int main(int argc, char **argv) {
 
     from = 0;
     if (selected > 0) {
-        size_t done = run_forked(0);
+        const char *exec_only = getenv("CROSSBUILD_EXEC_PER_CASE");
+        size_t done = exec_only && strcmp(exec_only, "1") == 0 ? (size_t)-1 : run_forked(0);
         if (done == (size_t)-1) {
-            printf("note: %s does not answer --run: one process per case (--exact)\n", binary);
+            if (!(exec_only && strcmp(exec_only, "1") == 0))
+                printf("note: %s does not answer --run: one process per case (--exact)\n", binary);
             for (i = 0; i < ncases && !stop_signal; i++) run_exact(&cases[i]);
         } else {
             while (done < ncases && !stop_signal) {

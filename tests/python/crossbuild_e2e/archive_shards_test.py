@@ -2,9 +2,10 @@
 x86-64 and ARM64 executors.
 
 One small C project: a library and three test binaries built once here for linux_arm64 and
-run as three shards on the ARM64 executor. Checked: every case runs in exactly one shard, all
-shards take the same archive; a second run from an empty local store is served from the
-bridge; editing one test source recompiles one object and relinks one binary.
+run as three shards on the ARM64 executor, one action per (shard, binary). Checked: every case
+runs in exactly one shard; a second run from an empty local store is served from the bridge;
+editing one test source recompiles one object, relinks one binary and runs that binary's
+actions only (one per shard) on the ARM64 executor, the other binaries coming from the cache.
 """
 
 import re
@@ -118,6 +119,12 @@ def cluster():
     subprocess.run(bridge_command("down", "--state-dir", str(state)), capture_output=True)
 
 
+def executed_actions(address: str) -> int:
+    """Actions the bridge's executors have completed (cache hits are not executions)."""
+    out = subprocess.run(bridge_command("status", "--bridge", address), capture_output=True, text=True, check=True)
+    return int(re.search(r"actions: \d+ running, (\d+) completed", out.stdout).group(1))
+
+
 def run(project: Path, store: Path, address: str, *args: str):
     return run_pants(project, store, *remote_flags(address), "test", "--output=all", *args, "proj::")
 
@@ -134,12 +141,16 @@ def test_archive_shards_cache_and_incremental_rebuild(cluster, tmp_path):
         assert f"proj:arm64#shard-{k}-of-3 succeeded" in log and "ran in remote environment `linux_arm64`" in log
     ran = re.findall(r"PASS bin/\w+::(\w+)", log)
     assert sorted(ran) == sorted(ALL_CASES), "every case runs in exactly one shard"
-    archive_lines = set(re.findall(r"shard \d/3: archive ([^,\s]+)", log))
-    assert archive_lines == {"tests-arm64.tar"}
+    ran_binaries = re.findall(r"== (bin/\w+): ran, exit 0", log)
+    assert sorted(ran_binaries) == sorted(3 * ["bin/alpha_test", "bin/beta_test", "bin/gamma_test"]), log
     compiles = re.findall(r"Completed: Compile (\S+) for linux_arm64", log)
     links = re.findall(r"Completed: Link (\S+) for linux_arm64", log)
-    assert sorted(compiles) == ["proj/mylib/lib.c", "proj/tests/alpha_test.c", "proj/tests/beta_test.c", "proj/tests/gamma_test.c"]
-    assert sorted(links) == ["alpha_test", "beta_test", "gamma_test"], "each binary linked once for all shards"
+    # The shard runner is built once per platform like any binary (here: for the executor's).
+    assert sorted(compiles) == [
+        "__crossbuild/shard_runner.c", "proj/mylib/lib.c", "proj/tests/alpha_test.c",
+        "proj/tests/beta_test.c", "proj/tests/gamma_test.c",
+    ]
+    assert sorted(links) == ["alpha_test", "beta_test", "gamma_test", "shard_runner"], "each binary linked once for all shards"
 
     second = run(project, tmp_path / "store-2", cluster)
     log2 = second.stdout + second.stderr
@@ -150,9 +161,18 @@ def test_archive_shards_cache_and_incremental_rebuild(cluster, tmp_path):
 
     beta = project / "proj" / "tests" / "beta_test.c"
     beta.write_text(beta.read_text() + "CB_TEST(beta_added) { CB_ASSERT(1); }\n")
+    before = executed_actions(cluster)
     third = run(project, tmp_path / "store-2", cluster)
     log3 = third.stdout + third.stderr
     assert third.returncode == 0, log3
     assert re.findall(r"Completed: Compile (\S+) for linux_arm64", log3) == ["proj/tests/beta_test.c"]
     assert re.findall(r"Completed: Link (\S+) for linux_arm64", log3) == ["beta_test"]
-    assert "beta_added" in log3
+    assert "PASS bin/beta_test::beta_added" in log3
+    # Each shard ran beta's action and took alpha's and gamma's results from the cache.
+    assert sorted(re.findall(r"== (bin/\w+): ran", log3)) == 3 * ["bin/beta_test"], log3
+    cached = re.findall(r"== (bin/\w+): cached (?:locally|remotely)", log3)
+    assert sorted(cached) == sorted(3 * ["bin/alpha_test", "bin/gamma_test"]), log3
+    assert "PASS bin/alpha_test" not in log3
+    # Those three ran on the bridge's executors (Pants says "ran" only for an execution, never
+    # for a cache hit; the environment is remote).
+    assert executed_actions(cluster) - before >= 3

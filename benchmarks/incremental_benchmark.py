@@ -1,0 +1,328 @@
+"""Incremental test loop benchmark: what one edited test file costs, and what one test case
+costs on emulated ARM64 against native x86-64.
+
+Run it with `benchmarks/run-incremental-benchmark [--json PATH] [--only loop|cases]`
+(CPython 3.11). It prints figures and ratios, never a pass or fail on time.
+
+1. The incremental loop, on a copy of examples/cclib in a temporary Pants project (as
+   benchmarks/crossbuild_benchmark.py makes it), with pantsd warm, the embedded cluster up
+   (`reapi-bridge.pex up`, its default slots per executor) and remote execution on, with the
+   flags bin/main-job uses (`--no-local-cache`, remote cache and execution on the cluster).
+   For each mode, in the same run:
+     per-binary  the default: one test action per (shard, binary), binaries fork per case;
+     per-shard   `--crossbuild-test-granularity=shard --no-crossbuild-test-fork-cases`: every
+                 shard re-runs the whole archive, one process per case (what shards did before,
+                 the nextest-archive behaviour);
+   `pants test --test-output=all examples/cclib::` three times: a priming run (everything this
+   mode needs runs or is fetched), a no-op run, then a run after appending one case to
+   examples/cclib/tests/ringbuf_test.c (a new case name each time, so nothing is cached). Each
+   run's wall time, and from Pants' output exactly which compiles and links ran and which test
+   actions ran or came from the cache. The figure the issue asks for: edit(per-binary) /
+   edit(per-shard).
+
+2. Per-case overhead: a test binary of 200 trivial cases (crossbuild_test.h) and the shard
+   runner, built with the pinned zig for x86-64 and aarch64, run natively and in the emulated
+   aarch64 userland the ARM64 executor uses (busybox rootfs, proot, qemu-aarch64), each with
+   the binary forking per case (`--run`) and with one `--exact` process per case. Per case: the
+   mean of the JUnit testcase times (start of the case's process to its end, as the runner or
+   harness measures it) and the whole runner's wall time / 200 (fixed costs included).
+
+The machine may be shared: the load average before and after is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crossbuild_benchmark import (  # noqa: E402
+    BRIDGE_PEX,
+    CCLIB,
+    HARNESS_HEADER,
+    PANTS_PYTHON,
+    PLUGINS,
+    REPO,
+    BenchmarkError,
+    Workspace,
+    default_named_caches,
+    load_average,
+    log,
+    make_project,
+    remote_flags,
+    tail,
+)
+from reapi_bridge.executor.arm64_userland import build_rootfs, host_runner  # noqa: E402
+
+RUNNER_C = PLUGINS / "crossbuild" / "resources" / "shard_runner.c"
+EDITED = f"{CCLIB}/tests/ringbuf_test.c"
+TARGETS = f"{CCLIB}::"
+MODES = {
+    "per-binary": [],
+    "per-shard": ["--crossbuild-test-granularity=shard", "--no-crossbuild-test-fork-cases"],
+}
+CASES = 200
+TARGET_RATIO = 0.15
+TARGET_SECONDS = 3.0
+TARGET_EMULATED_MS = 5.0
+TARGET_EMULATED_VS_NATIVE = 3.0
+
+
+# --------------------------------------------------------------------------- 1. the loop
+
+
+@contextlib.contextmanager
+def cluster(state_dir: Path):
+    base = [sys.executable, str(BRIDGE_PEX)]
+    proc = subprocess.run(base + ["up", "--state-dir", str(state_dir), "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        subprocess.run(base + ["down", "--state-dir", str(state_dir)], capture_output=True)
+        raise BenchmarkError(f"`reapi-bridge up` exited {proc.returncode}:\n{tail(proc.stdout + proc.stderr)}")
+    address = proc.stdout.strip().splitlines()[-1]
+    status = subprocess.run(base + ["status", "--bridge", address], capture_output=True, text=True).stdout
+    log(f"cluster at {address}\n{status}")
+    try:
+        yield address, status
+    finally:
+        subprocess.run(base + ["down", "--state-dir", str(state_dir)], capture_output=True)
+
+
+class Pantsd:
+    """Pants with pantsd in one project, the same bootstrap options every time."""
+
+    def __init__(self, project: Path, ws: Workspace, address: str) -> None:
+        self.project = project
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.subdir("home")), "LANG": "C.UTF-8"}
+        self.base = [
+            str(PANTS_PYTHON), "-c", "from pants.bin.pants_loader import main; main()",
+            "--pantsd", f"--local-store-dir={ws.subdir('store')}",
+            f"--named-caches-dir={ws.shared_named_caches}", f"--pants-workdir={project / '.pants.d'}",
+            "--no-local-cache", *remote_flags(address),
+        ]
+
+    def run(self, *args: str) -> Dict:
+        start = time.monotonic()
+        proc = subprocess.run(self.base + list(args), cwd=self.project, env=self.env, capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        out = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise BenchmarkError(f"`pants {' '.join(args)}` exited {proc.returncode}:\n{tail(out)}")
+        return {"seconds": seconds, "log": out}
+
+    def stop(self) -> None:
+        subprocess.run(self.base + ["--no-pantsd", "help"], cwd=self.project, env=self.env, capture_output=True)
+        pids = self.project / ".pids"
+        for pidfile in pids.glob("**/pid"):
+            with contextlib.suppress(Exception):
+                os.kill(int(pidfile.read_text().strip()), 15)
+
+
+def what_ran(log_text: str) -> Dict:
+    actions = re.findall(r"^== (.+?): (ran|cached[^,]*), exit", log_text, re.M)
+    return {
+        "compiles": re.findall(r"Completed: Compile (\S+ for \S+)", log_text),
+        "links": re.findall(r"Completed: Link (\S+ for \S+)", log_text),
+        "test_actions_ran": sorted(a for a, how in actions if how == "ran"),
+        "test_actions_cached": len([a for a, how in actions if how != "ran"]),
+        "shard_lines": re.findall(r"^.*#shard-\d+-of-\d+ (?:succeeded|failed).*$", log_text, re.M),
+    }
+
+
+def loop(ws: Workspace) -> Dict:
+    project = make_project(ws.root / "project")
+    edited = project / EDITED
+    figures: Dict = {}
+    with cluster(ws.subdir("cluster")) as (address, status):
+        figures["cluster_status"] = status
+        pants = Pantsd(project, ws, address)
+        try:
+            for n, (mode, flags) in enumerate(MODES.items()):
+                args = ["test", "--test-output=all", *flags, TARGETS]
+                log(f"{mode}: priming")
+                prime = pants.run(*args)
+                log(f"{mode}: no-op")
+                noop = pants.run(*args)
+                edited.write_text(edited.read_text() + f"\nCB_TEST(benchmark_added_case_{n}) {{ CB_ASSERT(1); }}\n")
+                log(f"{mode}: one case appended to {EDITED}")
+                edit = pants.run(*args)
+                if f"benchmark_added_case_{n}" not in edit["log"]:
+                    raise BenchmarkError(f"{mode}: the added case did not run:\n{tail(edit['log'])}")
+                figures[mode] = {
+                    "prime_seconds": prime["seconds"],
+                    "prime": what_ran(prime["log"]),
+                    "noop_seconds": noop["seconds"],
+                    "noop": what_ran(noop["log"]),
+                    "edit_seconds": edit["seconds"],
+                    "edit": what_ran(edit["log"]),
+                }
+                log(f"  no-op {noop['seconds']:.2f}s, edit {edit['seconds']:.2f}s")
+        finally:
+            pants.stop()
+    figures["ratio"] = figures["per-binary"]["edit_seconds"] / figures["per-shard"]["edit_seconds"]
+    return figures
+
+
+# --------------------------------------------------------------------------- 2. per case
+
+
+def find_zig() -> str:
+    override = os.environ.get("CROSSBUILD_ZIG")
+    if override and Path(override).exists():
+        return override
+    for zig in sorted((REPO / ".crossbuild" / "ziglang-venv").glob("lib/python3*/site-packages/ziglang/zig")):
+        return str(zig)
+    raise BenchmarkError("no zig: run .ci/install-ziglang or set CROSSBUILD_ZIG")
+
+
+def zig_cc(zig: str, arch: str, source: Path, out: Path) -> Path:
+    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR="/tmp/crossbuild-test-zig-cache", ZIG_LOCAL_CACHE_DIR=str(out.parent / ".zig"))
+    subprocess.run([zig, "cc", "-target", f"{arch}-linux-musl", "-std=c11", "-O2", f"-I{HARNESS_HEADER.parent}",
+                    str(source), "-o", str(out)], check=True, env=env, capture_output=True)
+    return out
+
+
+def run_cases(argv_for, box: Path, exec_per_case: bool) -> Dict:
+    env = {"PATH": "/usr/bin:/bin", "TEST_SHARD_INDEX": "0", "TEST_TOTAL_SHARDS": "1"}
+    if exec_per_case:
+        env["CROSSBUILD_EXEC_PER_CASE"] = "1"
+    (box / "out.xml").unlink(missing_ok=True)
+    start = time.monotonic()
+    proc = subprocess.run(argv_for(["./shard_runner", "bin/t", "0", "1", "hash", "60", "out.xml"]), cwd=box,
+                          env=env, capture_output=True, text=True, start_new_session=True)
+    wall = time.monotonic() - start
+    if proc.returncode != 0 or not (box / "out.xml").exists():
+        raise BenchmarkError(f"the runner exited {proc.returncode}:\n{tail(proc.stdout + proc.stderr)}")
+    times = [float(c.get("time")) for c in ET.parse(box / "out.xml").getroot().iter("testcase")]
+    if len(times) != CASES:
+        raise BenchmarkError(f"expected {CASES} cases, got {len(times)}")
+    return {"case_ms": 1000 * sum(times) / len(times), "wall_ms_per_case": 1000 * wall / CASES, "wall_seconds": wall}
+
+
+def cases(ws: Workspace) -> Dict:
+    zig = find_zig()
+    src = ws.subdir("cases") / "trivial_test.c"
+    src.write_text('#include "crossbuild_test.h"\n' + "".join(
+        f"CB_TEST(trivial_{i:03d}) {{ CB_ASSERT_EQ_INT({i} + 1, {i + 1}); }}\n" for i in range(CASES)))
+    rootfs = ws.root / "rootfs"
+    host_arch = "aarch64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
+    if host_arch != "aarch64":
+        build_rootfs(rootfs)
+    arm64 = host_runner(rootfs)
+    figures: Dict = {}
+    for arch, label in ((host_arch, "native " + host_arch), ("aarch64", "emulated aarch64")):
+        if arch == host_arch and label.startswith("emulated"):
+            continue
+        box = ws.subdir(f"cases/{arch}")
+        (box / "bin").mkdir(exist_ok=True)
+        log(f"building the runner and {CASES} trivial cases for {arch}")
+        zig_cc(zig, arch, RUNNER_C, box / "shard_runner")
+        zig_cc(zig, arch, src, box / "bin" / "t")
+        if arch == host_arch:
+            argv_for = lambda argv: argv  # noqa: E731
+        else:
+            argv_for = lambda argv, box=box: arm64.wrap(argv, cwd=box, binds=[box])  # noqa: E731
+        for mode, exec_per_case in (("fork", False), ("exec", True)):
+            runs = [run_cases(argv_for, box, exec_per_case) for _ in range(3)]
+            best = min(runs, key=lambda r: r["wall_seconds"])
+            figures[f"{label}, {mode}"] = best
+            log(f"  {label}, {mode}: {best['case_ms']:.2f} ms a case, {best['wall_ms_per_case']:.2f} ms with fixed costs")
+    return figures
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(results: Dict) -> str:
+    lines = [f"load average before: {results['load_before']}, after: {results['load_after']}", ""]
+    if "loop" in results:
+        f = results["loop"]
+        lines.append("1. Incremental loop: `pants test examples/cclib::`, pantsd warm, cluster up, remote execution on")
+        lines.append(f"   | mode | no-op | one case appended to ringbuf_test.c | compiles | links | test actions run | from the cache |")
+        lines.append("   | --- | --- | --- | --- | --- | --- | --- |")
+        for mode in MODES:
+            m = f[mode]
+            e = m["edit"]
+            lines.append(
+                f"   | {mode} | {m['noop_seconds']:.2f} s | {m['edit_seconds']:.2f} s | {len(e['compiles'])} | "
+                f"{len(e['links'])} | {len(e['test_actions_ran'])} | {e['test_actions_cached']} |"
+            )
+        lines.append(f"   edit ratio per-binary / per-shard: {f['ratio']:.3f}x (target <= {TARGET_RATIO}x); "
+                     f"per-binary edit {f['per-binary']['edit_seconds']:.2f} s (target about {TARGET_SECONDS:.0f} s)")
+        for mode in MODES:
+            e = f[mode]["edit"]
+            lines.append(f"   {mode}, after the edit: compiles {e['compiles']}; links {e['links']}; "
+                         f"test actions that ran: {e['test_actions_ran']}")
+            lines += [f"     {s.strip()}" for s in e["shard_lines"]]
+        for mode in MODES:
+            lines.append(f"   {mode}, priming run (first test run of this mode): {f[mode]['prime_seconds']:.2f} s")
+            lines += [f"     {s.strip()}" for s in f[mode]["prime"]["shard_lines"]]
+        lines.append("")
+    if "cases" in results:
+        f = results["cases"]
+        lines.append(f"2. Per case, a binary of {CASES} trivial cases (best of 3 runs)")
+        lines.append("   | where | mode | per case (process start to end) | per case incl. runner fixed costs |")
+        lines.append("   | --- | --- | --- | --- |")
+        for key, v in f.items():
+            where, mode = key.split(", ")
+            lines.append(f"   | {where} | {mode} | {v['case_ms']:.2f} ms | {v['wall_ms_per_case']:.2f} ms |")
+        native = next((v for k, v in f.items() if k.startswith("native") and k.endswith("fork")), None)
+        emulated = f.get("emulated aarch64, fork")
+        native_exec = next((v for k, v in f.items() if k.startswith("native") and k.endswith("exec")), None)
+        if native and emulated:
+            lines.append(f"   emulated fork: {emulated['case_ms']:.2f} ms a case (target <= {TARGET_EMULATED_MS} ms); "
+                         f"vs native fork {emulated['case_ms'] / max(native['case_ms'], 1e-6):.1f}x, "
+                         f"vs native exec {emulated['case_ms'] / max(native_exec['case_ms'], 1e-6):.1f}x "
+                         f"(target <= {TARGET_EMULATED_VS_NATIVE}x native)")
+        if emulated and "emulated aarch64, exec" in f:
+            lines.append(f"   emulated exec / emulated fork: {f['emulated aarch64, exec']['case_ms'] / emulated['case_ms']:.1f}x")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--only", choices=["loop", "cases"], action="append", help="measure only this part (repeatable)")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    parts = args.only or ["loop", "cases"]
+    if "loop" in parts and not BRIDGE_PEX.exists():
+        raise SystemExit(f"{BRIDGE_PEX} is missing: ./pants package src/python/reapi_bridge:reapi-bridge")
+    root = Path(tempfile.mkdtemp(prefix="crossbuild-incremental-"))
+    root.chmod(0o755)  # the executors run actions as `nobody` when started as root
+    ws = Workspace(root, default_named_caches())
+    results: Dict = {"load_before": load_average()}
+    status = 0
+    try:
+        for part, fn in (("loop", loop), ("cases", cases)):
+            if part in parts:
+                try:
+                    results[part] = fn(ws)
+                except BenchmarkError as exc:
+                    results[f"{part}_error"] = str(exc)
+                    log(f"ERR {part}: {exc}")
+                    status = 1
+    finally:
+        results["load_after"] = load_average()
+        if not args.keep_temp:
+            shutil.rmtree(root, ignore_errors=True)
+    text = report(results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
