@@ -11,14 +11,19 @@ Run it with `benchmarks/run-incremental-benchmark [--json PATH] [--only loop|cas
    For each mode, in the same run:
      per-binary  the default: one test action per (shard, binary), binaries fork per case;
      per-shard   `--crossbuild-test-granularity=shard --no-crossbuild-test-fork-cases`: every
-                 shard re-runs the whole archive, one process per case (what shards did before,
-                 the nextest-archive behaviour);
-   `pants test --test-output=all examples/cclib::` three times: a priming run (everything this
-   mode needs runs or is fetched), a no-op run, then a run after appending one case to
+                 shard re-runs the whole archive, one process per case, with today's C runner;
+     before      the plugin as it was at BASELINE_REV (`--baseline-rev`, read with `git archive`
+                 into a second project): every shard re-ran the whole archive through
+                 shard_runner.sh, several busybox processes per case (the nextest-archive
+                 behaviour, as the issue measured it);
+   The archives are built first (`pants package`, not measured). Then, per mode,
+   `pants test --test-output=all examples/cclib::` three times: a priming run (every test action
+   of this mode runs: the cold test phase, compared between the modes), a no-op run, then a run
+   after appending one case to
    examples/cclib/tests/ringbuf_test.c (a new case name each time, so nothing is cached). Each
    run's wall time, and from Pants' output exactly which compiles and links ran and which test
    actions ran or came from the cache. The figure the issue asks for: edit(per-binary) /
-   edit(per-shard).
+   edit(before). The priming runs are the cold test phase of each mode.
 
 2. Per-case overhead: a test binary of 200 trivial cases (crossbuild_test.h) and the shard
    runner, built with the pinned zig for x86-64 and aarch64, run natively and in the emulated
@@ -68,10 +73,15 @@ from reapi_bridge.executor.arm64_userland import build_rootfs, host_runner  # no
 RUNNER_C = PLUGINS / "crossbuild" / "resources" / "shard_runner.c"
 EDITED = f"{CCLIB}/tests/ringbuf_test.c"
 TARGETS = f"{CCLIB}::"
+# mode: (which plugin, extra flags)
 MODES = {
-    "per-binary": [],
-    "per-shard": ["--crossbuild-test-granularity=shard", "--no-crossbuild-test-fork-cases"],
+    "per-binary": ("current", []),
+    "per-shard": ("current", ["--crossbuild-test-granularity=shard", "--no-crossbuild-test-fork-cases"]),
+    "before": ("baseline", []),
 }
+# The last commit before per-binary test actions and the C shard runner: every shard ran the
+# whole archive with shard_runner.sh, several busybox processes per case.
+BASELINE_REV = "0062045"
 CASES = 200
 TARGET_RATIO = 0.15
 TARGET_SECONDS = 3.0
@@ -106,7 +116,8 @@ class Pantsd:
         self.project = project
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.subdir("home")), "LANG": "C.UTF-8"}
         self.base = [
-            str(PANTS_PYTHON), "-c", "from pants.bin.pants_loader import main; main()",
+            # The console script, not `python -c`: pantsd starts itself again from sys.argv.
+            str(PANTS_PYTHON.parent / "pants"),
             "--pantsd", f"--local-store-dir={ws.subdir('store')}",
             f"--named-caches-dir={ws.shared_named_caches}", f"--pants-workdir={project / '.pants.d'}",
             "--no-local-cache", *remote_flags(address),
@@ -134,21 +145,39 @@ def what_ran(log_text: str) -> Dict:
     return {
         "compiles": re.findall(r"Completed: Compile (\S+ for \S+)", log_text),
         "links": re.findall(r"Completed: Link (\S+ for \S+)", log_text),
-        "test_actions_ran": sorted(a for a, how in actions if how == "ran"),
-        "test_actions_cached": len([a for a, how in actions if how != "ran"]),
+        "test_actions_ran": sorted(a for a, how in actions if how == "ran") if actions else
+        sorted(re.findall(r"(\S+#shard-\d+-of-\d+) succeeded in [\d.]+s \(ran ", log_text)),
+        "test_actions_cached": len([a for a, how in actions if how != "ran"]) if actions else
+        len(re.findall(r"#shard-\d+-of-\d+ succeeded in [\d.]+s \((?!ran )", log_text)),
         "shard_lines": re.findall(r"^.*#shard-\d+-of-\d+ (?:succeeded|failed).*$", log_text, re.M),
     }
 
 
-def loop(ws: Workspace) -> Dict:
-    project = make_project(ws.root / "project")
-    edited = project / EDITED
-    figures: Dict = {}
+def baseline_project(ws: Workspace, rev: str) -> Path:
+    """The same temporary project, loading the plugin as it was at `rev`."""
+    plugins = ws.subdir("baseline-plugin")
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "pants-plugins"], capture_output=True)
+    if archive.returncode != 0:
+        raise BenchmarkError(f"cannot read pants-plugins at {rev}: {archive.stderr.decode()}")
+    subprocess.run(["tar", "-x", "-C", str(plugins)], input=archive.stdout, check=True)
+    project = make_project(ws.root / "project-baseline")
+    toml = project / "pants.toml"
+    toml.write_text(toml.read_text().replace(str(PLUGINS), str(plugins / "pants-plugins")))
+    return project
+
+
+def loop(ws: Workspace, baseline_rev: str) -> Dict:
+    projects = {"current": make_project(ws.root / "project"), "baseline": baseline_project(ws, baseline_rev)}
+    figures: Dict = {"baseline_rev": baseline_rev}
     with cluster(ws.subdir("cluster")) as (address, status):
         figures["cluster_status"] = status
-        pants = Pantsd(project, ws, address)
+        daemons = {name: Pantsd(project, ws, address) for name, project in projects.items()}
         try:
-            for n, (mode, flags) in enumerate(MODES.items()):
+            for name, pants in daemons.items():
+                log(f"{name} plugin: building the archives (not measured: every mode starts from built binaries)")
+                pants.run("package", f"{CCLIB}:tests-arm64", f"{CCLIB}:tests-x86_64")
+            for n, (mode, (which, flags)) in enumerate(MODES.items()):
+                pants, edited = daemons[which], projects[which] / EDITED
                 args = ["test", "--test-output=all", *flags, TARGETS]
                 log(f"{mode}: priming")
                 prime = pants.run(*args)
@@ -169,8 +198,11 @@ def loop(ws: Workspace) -> Dict:
                 }
                 log(f"  no-op {noop['seconds']:.2f}s, edit {edit['seconds']:.2f}s")
         finally:
-            pants.stop()
-    figures["ratio"] = figures["per-binary"]["edit_seconds"] / figures["per-shard"]["edit_seconds"]
+            for pants in daemons.values():
+                pants.stop()
+    for mode in MODES:
+        if mode != "per-binary":
+            figures[f"ratio_vs_{mode}"] = figures["per-binary"]["edit_seconds"] / figures[mode]["edit_seconds"]
     return figures
 
 
@@ -258,7 +290,8 @@ def report(results: Dict) -> str:
                 f"   | {mode} | {m['noop_seconds']:.2f} s | {m['edit_seconds']:.2f} s | {len(e['compiles'])} | "
                 f"{len(e['links'])} | {len(e['test_actions_ran'])} | {e['test_actions_cached']} |"
             )
-        lines.append(f"   edit ratio per-binary / per-shard: {f['ratio']:.3f}x (target <= {TARGET_RATIO}x); "
+        lines.append(f"   edit, per-binary / before ({f['baseline_rev']}): {f['ratio_vs_before']:.3f}x (target <= {TARGET_RATIO}x); "
+                     f"per-binary / per-shard: {f['ratio_vs_per-shard']:.3f}x; "
                      f"per-binary edit {f['per-binary']['edit_seconds']:.2f} s (target about {TARGET_SECONDS:.0f} s)")
         for mode in MODES:
             e = f[mode]["edit"]
@@ -266,7 +299,7 @@ def report(results: Dict) -> str:
                          f"test actions that ran: {e['test_actions_ran']}")
             lines += [f"     {s.strip()}" for s in e["shard_lines"]]
         for mode in MODES:
-            lines.append(f"   {mode}, priming run (first test run of this mode): {f[mode]['prime_seconds']:.2f} s")
+            lines.append(f"   {mode}, cold test run (binaries built, every test action runs): {f[mode]['prime_seconds']:.2f} s")
             lines += [f"     {s.strip()}" for s in f[mode]["prime"]["shard_lines"]]
         lines.append("")
     if "cases" in results:
@@ -295,6 +328,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--only", choices=["loop", "cases"], action="append", help="measure only this part (repeatable)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help=f"the commit whose plugin is the `before` mode (default {BASELINE_REV})")
     args = parser.parse_args(argv)
     parts = args.only or ["loop", "cases"]
     if "loop" in parts and not BRIDGE_PEX.exists():
@@ -305,7 +340,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: Dict = {"load_before": load_average()}
     status = 0
     try:
-        for part, fn in (("loop", loop), ("cases", cases)):
+        for part, fn in (("loop", lambda w: loop(w, args.baseline_rev)), ("cases", cases)):
             if part in parts:
                 try:
                     results[part] = fn(ws)

@@ -524,7 +524,6 @@ static int cb__run_many(const char *prog, const char *timeout_arg, const char *o
             return 3;
         }
         if (pid == 0) cb__run_child(found, out_path, devnull);
-        setpgid(pid, pid); /* also done by the child: whichever runs first */
         status = cb__wait_case(pid, (unsigned)seconds, &timed_out);
         us = cb__micros_since(&t0);
         if (timed_out) {
