@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shlex
 import signal
 import subprocess
 import threading
@@ -111,6 +112,9 @@ class ActionRunner:
         root_str = str(root)
         argv = [a.replace(CHROOT_MARKER, root_str) for a in command.arguments]
         env = {v.name: v.value.replace(CHROOT_MARKER, root_str) for v in command.environment_variables}
+        # One line per executed action, so an executor's log tells what it ran (cache hits
+        # never reach it).
+        logger.info("%s runs action %s: %s", self.worker_name, action.command_digest.hash[:12], shlex.join(argv)[:300])
         workdir = root / command.working_directory
         workdir.mkdir(parents=True, exist_ok=True)
         for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
