@@ -174,5 +174,7 @@ def test_archive_shards_cache_and_incremental_rebuild(cluster, tmp_path):
     assert sorted(cached) == sorted(3 * ["bin/alpha_test", "bin/gamma_test"]), log3
     assert "PASS bin/alpha_test" not in log3
     # Those three ran on the bridge's executors (Pants says "ran" only for an execution, never
-    # for a cache hit; the environment is remote).
+    # for a cache hit; the environment is remote). Not "== 3": Pants 2.17 races its own
+    # GetActionResult against Execute(skip_cache_lookup=true) for the same action and drops
+    # the loser, and the bridge still runs an execution whose client went away.
     assert executed_actions(cluster) - before >= 3
