@@ -151,19 +151,24 @@ def test_action_cannot_corrupt_cached_inputs(client, executor, tmp_path):
     assert client.stream_read(response.result.stdout_digest) == b"original\n"
 
 
-@pytest.fixture
-def arm64_executor(bridge, open_dir):
+def started_arm64_executor(bridge, work: Path, **options) -> Executor:
     ex = Executor(
         ExecutorOptions(
             bridge=f"127.0.0.1:{bridge.port}",
             isa="arm-a64",
-            work_dir=open_dir / "executor-arm64",
-            append_only_caches=open_dir / "named-caches",
-            rootfs=open_dir / "rootfs",
+            work_dir=work / "executor-arm64",
+            rootfs=work / "rootfs",
             name="test-arm64",
+            **options,
         )
     )
     ex.start()
+    return ex
+
+
+@pytest.fixture
+def arm64_executor(bridge, open_dir):
+    ex = started_arm64_executor(bridge, open_dir, append_only_caches=open_dir / "named-caches")
     yield ex
     ex.stop()
 
@@ -208,16 +213,7 @@ def arm64_executor_outside_tmp(bridge):
     """Work dir outside /tmp, which the emulated userland shows anyway (as its /tmp)."""
     work = Path(tempfile.mkdtemp(prefix="crossbuild-test-", dir="/var/tmp"))
     work.chmod(0o755)
-    ex = Executor(
-        ExecutorOptions(
-            bridge=f"127.0.0.1:{bridge.port}",
-            isa="arm-a64",
-            work_dir=work / "executor-arm64",
-            rootfs=work / "rootfs",
-            name="test-arm64",
-        )
-    )
-    ex.start()
+    ex = started_arm64_executor(bridge, work)
     yield ex
     ex.stop()
     shutil.rmtree(work, ignore_errors=True)
