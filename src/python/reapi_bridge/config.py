@@ -58,6 +58,12 @@ max_attempts = 3
 unmatched_grace_seconds = 30
 # Finished operations stay answerable (WaitExecution, GetOperation) for this long.
 operation_retention_seconds = 600
+# An action no client has waited on (an Execute or WaitExecution stream) for this long is
+# cancelled: dropped if still queued, its lease cancelled if running. Pants 2.17 sends
+# Execute(skip_cache_lookup) while its own cache read is in flight and drops the stream when
+# the cache answers; without this those executions would still take executor slots.
+# A client that reconnects with WaitExecution within this time keeps its action.
+abandoned_grace_seconds = 10
 
 # One table per REAPI instance name served; clients name the instance in each request.
 # The empty name is what clients use when no instance is configured (Pants' default).
@@ -103,6 +109,7 @@ class ExecutionConfig:
     max_attempts: int = 3
     unmatched_grace_seconds: float = 30.0
     operation_retention_seconds: float = 600.0
+    abandoned_grace_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
                 "lease_timeout_seconds",
                 "unmatched_grace_seconds",
                 "operation_retention_seconds",
+                "abandoned_grace_seconds",
             )
         },
         max_attempts=_typed(e, "max_attempts", int, de.max_attempts, "[execution]"),

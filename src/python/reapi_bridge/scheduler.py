@@ -13,6 +13,9 @@ Rules:
 - A job whose executor stops renewing its lease goes back to the queue, up to `max_attempts`;
   then it fails with a message naming the executors that lost it. Nothing is dropped.
 - A job that no registered executor could ever run fails after `unmatched_grace_seconds`.
+- A job nobody waits on any more (every Execute / WaitExecution stream on it ended) for
+  `abandoned_grace_seconds` is cancelled, as CancelOperation would: clients that race a
+  cache lookup against Execute drop the loser, and it must not take an executor slot.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class SchedulerSettings:
     lease_timeout_seconds: float = 30.0
     unmatched_grace_seconds: float = 30.0
     operation_retention_seconds: float = 600.0
+    abandoned_grace_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class Job:
     completed_at: Optional[float] = None
     cancel_requested: bool = False
     version: int = 0
+    watchers: int = 0  # Execute / WaitExecution streams waiting on it now
+    unwatched_since: Optional[float] = None
 
     @property
     def done(self) -> bool:
@@ -195,13 +201,29 @@ class Scheduler:
             job = self._jobs.get(name)
             if job is None or job.done:
                 return False
-            queue = self._queues.get(job.platform)
-            if job.stage == QUEUED and queue is not None and queue.remove(job):
-                self._finish(job, JobOutcome(None, status_code=1, message="cancelled by the client"))
-            else:
-                job.cancel_requested = True
-                self._bump(job)
+            self._cancel(job, "cancelled by the client")
             return True
+
+    def watch(self, job: Job) -> None:
+        """A client stream starts waiting on the job."""
+        with self._cv:
+            job.watchers += 1
+            job.unwatched_since = None
+
+    def unwatch(self, job: Job) -> None:
+        """A client stream on the job ended; the last one starts the abandonment grace."""
+        with self._cv:
+            job.watchers = max(0, job.watchers - 1)
+            if job.watchers == 0 and not job.done:
+                job.unwatched_since = self._clock()
+
+    def _cancel(self, job: Job, message: str) -> None:
+        queue = self._queues.get(job.platform)
+        if job.stage == QUEUED and queue is not None and queue.remove(job):
+            self._finish(job, JobOutcome(None, status_code=1, message=message))
+        else:
+            job.cancel_requested = True
+            self._bump(job)
 
     # ----------------------------------------------------------------------------- executors
 
@@ -327,6 +349,17 @@ class Scheduler:
                                 ),
                             ),
                         )
+            grace = self.settings.abandoned_grace_seconds
+            for job in list(self._jobs.values()):
+                if (
+                    not job.done
+                    and not job.cancel_requested
+                    and job.watchers == 0
+                    and job.unwatched_since is not None
+                    and now - job.unwatched_since >= grace
+                ):
+                    logger.info("cancelling %s (%s): no client has waited on it for %gs", job.name, job.action_digest, grace)
+                    self._cancel(job, f"cancelled: no client waited on it for {grace:g}s")
             cutoff = now - self.settings.operation_retention_seconds
             for name, job in list(self._jobs.items()):
                 if job.done and job.completed_at is not None and job.completed_at < cutoff:

@@ -466,3 +466,54 @@ def test_next_job_returns_on_timeout_with_a_frozen_clock(clock):
     t.join(HANG_GUARD)
     assert not t.is_alive(), "next_job ignored its timeout"
     assert box["value"] is None
+
+
+# ----------------------------------------------------------------------------- abandoned
+
+
+def test_a_queued_job_nobody_waits_on_is_dropped_after_the_grace(clock):
+    s = make_scheduler(clock, abandoned_grace_seconds=10, unmatched_grace_seconds=600)
+    job = s.submit(make_job())
+    s.watch(job)
+    s.unwatch(job)
+    clock.advance(9)
+    s.reap()
+    assert not job.done
+    clock.advance(1)
+    s.reap()
+    assert job.done and job.outcome.status_code == 1  # CANCELLED
+    assert "no client waited on it for 10s" in job.outcome.message
+    assert s.snapshot()["queues"] == {}
+
+
+def test_a_running_job_nobody_waits_on_has_its_lease_cancelled(clock):
+    s = make_scheduler(clock, abandoned_grace_seconds=10, lease_timeout_seconds=600)
+    session = s.open_session("x86", dict(X86_PROPS))
+    job = s.submit(make_job())
+    s.watch(job)
+    assert take(s, session) is job
+    s.unwatch(job)
+    clock.advance(10)
+    s.reap()
+    assert job.cancel_requested and not job.done  # the executor kills it and reports
+
+
+def test_a_job_is_kept_while_any_client_waits_or_one_comes_back(clock):
+    s = make_scheduler(clock, abandoned_grace_seconds=10, unmatched_grace_seconds=600)
+    job = s.submit(make_job())
+    s.watch(job)
+    s.watch(job)  # a second client shares the identical action
+    s.unwatch(job)
+    clock.advance(60)
+    s.reap()
+    assert not job.done and not job.cancel_requested
+    s.unwatch(job)
+    clock.advance(5)
+    s.watch(job)  # WaitExecution after a dropped stream
+    clock.advance(60)
+    s.reap()
+    assert not job.done and not job.cancel_requested
+    never_watched = s.submit(make_job(client="b"))
+    clock.advance(60)
+    s.reap()
+    assert not never_watched.done  # only a job that had a waiter can be abandoned

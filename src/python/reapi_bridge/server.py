@@ -87,6 +87,7 @@ class Bridge:
                 lease_timeout_seconds=e.lease_timeout_seconds,
                 unmatched_grace_seconds=e.unmatched_grace_seconds,
                 operation_retention_seconds=e.operation_retention_seconds,
+                abandoned_grace_seconds=e.abandoned_grace_seconds,
             ),
             on_success=self._cache_result,
         )

@@ -8,6 +8,7 @@ PreconditionFailure), hands a job to the scheduler and streams the operation's s
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Iterator, List, Optional
 
 from google.longrunning import operations_pb2, operations_pb2_grpc
@@ -154,17 +155,30 @@ class ExecutionService(re_grpc.ExecutionServicer):
         yield from self._stream(job, context)
 
     def _stream(self, job: Job, context) -> Iterator[operations_pb2.Operation]:
-        version = -1
-        while context.is_active() and not self.scheduler.is_shut_down:
-            current = job.version
-            if current != version:
-                version = current
-                yield operation_for(job)
-                if job.done:
-                    return
-            new_version = self.scheduler.wait_for_change(job, version, KEEPALIVE_SECONDS)
-            if new_version == version:
-                yield operation_for(job)  # keep-alive
+        self.scheduler.watch(job)
+        released = threading.Lock()
+
+        def release() -> None:
+            # Once, whichever comes first: the stream's end here, or gRPC's callback when the
+            # client goes away (this thread may be waiting up to KEEPALIVE_SECONDS by then).
+            if released.acquire(blocking=False):
+                self.scheduler.unwatch(job)
+
+        context.add_callback(release)
+        try:
+            version = -1
+            while context.is_active() and not self.scheduler.is_shut_down:
+                current = job.version
+                if current != version:
+                    version = current
+                    yield operation_for(job)
+                    if job.done:
+                        return
+                new_version = self.scheduler.wait_for_change(job, version, KEEPALIVE_SECONDS)
+                if new_version == version:
+                    yield operation_for(job)  # keep-alive
+        finally:
+            release()
 
     def _apply_timeout_policy(self, action: re_pb2.Action) -> None:
         requested = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0

@@ -26,6 +26,7 @@ METADATA_KEY = "build.bazel.remote.execution.v2.requestmetadata-bin"
 MAX_TIMEOUT_SECONDS = 120
 # Deadlines that only keep a broken test from hanging.
 RPC_DEADLINE = 120
+ABANDONED_GRACE_SECONDS = 1
 
 
 @pytest.fixture
@@ -33,7 +34,10 @@ def bridge(tmp_path):
     config = BridgeConfig(
         server=ServerConfig(listen="127.0.0.1:0", state_dir=tmp_path / "state", max_workers=32),
         execution=ExecutionConfig(
-            lease_timeout_seconds=5, unmatched_grace_seconds=2, max_timeout_seconds=MAX_TIMEOUT_SECONDS
+            lease_timeout_seconds=5,
+            unmatched_grace_seconds=2,
+            max_timeout_seconds=MAX_TIMEOUT_SECONDS,
+            abandoned_grace_seconds=ABANDONED_GRACE_SECONDS,
         ),
     )
     with running_bridge(config) as b:
@@ -194,6 +198,40 @@ def test_cancel_operation_stops_a_running_action(client, executor, open_dir):
     with pytest.raises(grpc.RpcError) as e:  # a cancelled run is not cached
         client.ac.GetActionResult(re_pb2.GetActionResultRequest(action_digest=action), timeout=RPC_DEADLINE)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_action_whose_client_went_away_is_cancelled(client, executor, open_dir):
+    """What Pants 2.17 does: Execute(skip_cache_lookup) raced against its own cache read, the
+    stream dropped when the cache answers. The action must not keep an executor slot."""
+    action = make_action(client, ["/bin/sleep", "30"], platform=X86)
+    stub = re_grpc.ExecutionStub(client.channel)
+    call = stub.Execute(re_pb2.ExecuteRequest(action_digest=action, skip_cache_lookup=True), timeout=RPC_DEADLINE)
+    name = next(call).name
+    assert wait_until(lambda: sleepers_under(open_dir), timeout=60), "the action never started"
+    call.cancel()
+    operations = operations_pb2_grpc.OperationsStub(client.channel)
+
+    def finished():
+        return operations.GetOperation(operations_pb2.GetOperationRequest(name=name), timeout=RPC_DEADLINE)
+
+    assert wait_until(lambda: finished().done, timeout=60), "the abandoned action was never cancelled"
+    response = response_of(finished())
+    assert response.status.code == 1, response.status.message  # CANCELLED
+    assert response.result.exit_code == -9  # killed on the executor, not left to finish
+    assert wait_until(lambda: not sleepers_under(open_dir), timeout=30), "the process was not killed"
+
+
+def test_a_client_that_reconnects_within_the_grace_keeps_its_action(client, executor):
+    action = make_action(client, ["/bin/sh", "-c", f"sleep {ABANDONED_GRACE_SECONDS * 3}; echo done"], platform=X86)
+    stub = re_grpc.ExecutionStub(client.channel)
+    call = stub.Execute(re_pb2.ExecuteRequest(action_digest=action), timeout=RPC_DEADLINE)
+    name = next(call).name
+    call.cancel()
+    ops = list(stub.WaitExecution(re_pb2.WaitExecutionRequest(name=name), timeout=RPC_DEADLINE))
+    response = response_of(ops[-1])
+    assert ops[-1].done and response.status.code == 0, response.status.message
+    assert response.result.exit_code == 0
+    assert client.stream_read(response.result.stdout_digest) == b"done\n"
 
 
 def test_identical_concurrent_actions_from_two_clients_run_once(address, executor, gate):
