@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pkgutil
 import shlex
 from dataclasses import dataclass
 from typing import Tuple
@@ -34,6 +33,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS
+from crossbuild.resources import resource_bytes
 from crossbuild.toolchain import ZigToolchain
 from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
 from crossbuild.trampoline_targets import (
@@ -85,13 +85,6 @@ class Trampolines:
     trampolines: Tuple[Trampoline, ...]
 
 
-def _launcher_source() -> bytes:
-    data = pkgutil.get_data("crossbuild", f"resources/trampoline/{LAUNCHER_C}")
-    if data is None:
-        raise FileNotFoundError("the crossbuild plugin is missing its resource trampoline/launcher.c")
-    return data
-
-
 @rule(desc="Building a trampoline launcher", level=LogLevel.DEBUG)
 async def build_launcher(request: LauncherRequest, zig: ZigToolchain) -> BuiltLauncher:
     triple = PLATFORMS[request.platform].triple("musl")
@@ -103,7 +96,7 @@ async def build_launcher(request: LauncherRequest, zig: ZigToolchain) -> BuiltLa
         '"$zig" ' + " ".join(shlex.quote(a) for a in cmd[1:]) + ' "-ffile-prefix-map=$PWD=."'
         for cmd in commands
     )
-    source = await Get(Digest, CreateDigest([FileContent(LAUNCHER_C, _launcher_source())]))
+    source = await Get(Digest, CreateDigest([FileContent(LAUNCHER_C, resource_bytes(f"trampoline/{LAUNCHER_C}"))]))
     result = await Get(
         FallibleProcessResult,
         Process(
