@@ -364,10 +364,13 @@ def archive_binaries(archive: Path) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def cluster(state_dir: Path):
-    """The embedded bridge with one x86-64 and one ARM64 executor; yields its address."""
+def cluster(state_dir: Path, concurrency: Optional[int] = 1):
+    """The embedded bridge with one x86-64 and one ARM64 executor, `concurrency` slots each
+    (None: `up`'s default); yields its address."""
     base = [sys.executable, str(BRIDGE_PEX)]
-    up = base + ["up", "--state-dir", str(state_dir), "--listen", "127.0.0.1:0", "--concurrency", "1"]
+    up = base + ["up", "--state-dir", str(state_dir), "--listen", "127.0.0.1:0"]
+    if concurrency is not None:
+        up += ["--concurrency", str(concurrency)]
     log("reapi-bridge.pex up")
     proc = subprocess.run(up, capture_output=True, text=True)
     if proc.returncode != 0:

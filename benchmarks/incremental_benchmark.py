@@ -62,6 +62,7 @@ from crossbuild_benchmark import (  # noqa: E402
     REPO,
     BenchmarkError,
     Workspace,
+    cluster,
     default_named_caches,
     load_average,
     log,
@@ -94,23 +95,6 @@ TARGET_EMULATED_VS_NATIVE = 3.0
 # --------------------------------------------------------------------------- 1. the loop
 
 
-@contextlib.contextmanager
-def cluster(state_dir: Path):
-    base = [sys.executable, str(BRIDGE_PEX)]
-    proc = subprocess.run(base + ["up", "--state-dir", str(state_dir), "--listen", "127.0.0.1:0"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        subprocess.run(base + ["down", "--state-dir", str(state_dir)], capture_output=True)
-        raise BenchmarkError(f"`reapi-bridge up` exited {proc.returncode}:\n{tail(proc.stdout + proc.stderr)}")
-    address = proc.stdout.strip().splitlines()[-1]
-    status = subprocess.run(base + ["status", "--bridge", address], capture_output=True, text=True).stdout
-    log(f"cluster at {address}\n{status}")
-    try:
-        yield address, status
-    finally:
-        subprocess.run(base + ["down", "--state-dir", str(state_dir)], capture_output=True)
-
-
 class Pantsd:
     """Pants with pantsd in one project, the same bootstrap options every time."""
 
@@ -135,7 +119,6 @@ class Pantsd:
         return {"seconds": seconds, "log": out}
 
     def stop(self) -> None:
-        subprocess.run(self.base + ["--no-pantsd", "help"], cwd=self.project, env=self.env, capture_output=True)
         pids = self.project / ".pids"
         for pidfile in pids.glob("**/pid"):
             with contextlib.suppress(Exception):
@@ -171,7 +154,10 @@ def baseline_project(ws: Workspace, rev: str) -> Path:
 def loop(ws: Workspace, baseline_rev: str) -> Dict:
     projects = {"current": make_project(ws.root / "project"), "baseline": baseline_project(ws, baseline_rev)}
     figures: Dict = {"baseline_rev": baseline_rev}
-    with cluster(ws.subdir("cluster")) as (address, status):
+    with cluster(ws.subdir("cluster"), concurrency=None) as address:
+        status = subprocess.run([sys.executable, str(BRIDGE_PEX), "status", "--bridge", address],
+                                capture_output=True, text=True).stdout
+        log(f"cluster slots:\n{status}")
         figures["cluster_status"] = status
         daemons = {name: Pantsd(project, ws, address) for name, project in projects.items()}
         try:

@@ -55,6 +55,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -784,24 +785,29 @@ static void fatal_setup(const char *message) {
     exit(3);
 }
 
+/* Removes the runner's temporary folder: its files, and out/ with whatever case outputs are
+ * left in it (most were removed as their results came in). */
+static void remove_files_in(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d == NULL) return;
+    while ((e = readdir(d)) != NULL) {
+        char *p;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        p = xprintf("%s/%s", dir, e->d_name);
+        /* A folder: Linux says EISDIR, POSIX also allows EPERM. */
+        if (unlink(p) != 0 && (errno == EISDIR || errno == EPERM)) {
+            remove_files_in(p);
+            rmdir(p);
+        }
+        free(p);
+    }
+    closedir(d);
+}
+
 static void rm_tree_files(const char *dir) {
-    char *cmd_dir = xprintf("%s/out", dir);
-    static const char *files[] = {"list.out", "list.err", "list.all", "names", "run.err", "case.out"};
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof *files; i++) {
-        char *p = xprintf("%s/%s", dir, files[i]);
-        unlink(p);
-        free(p);
-    }
-    /* out/ holds only files named by case number; any left are removed one by one */
-    for (i = 0; i < ncap + 1; i++) {
-        char *p = xprintf("%s/%lu", cmd_dir, (unsigned long)i);
-        unlink(p);
-        free(p);
-    }
-    rmdir(cmd_dir);
+    remove_files_in(dir);
     rmdir(dir);
-    free(cmd_dir);
 }
 
 int main(int argc, char **argv) {

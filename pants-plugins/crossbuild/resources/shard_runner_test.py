@@ -217,6 +217,27 @@ def test_the_harness_speaks_run_and_reports_one_line_per_case(built, tmp_path):
     assert "called exit() before it finished" in (out / "3").read_text()
 
 
+def test_run_with_bad_arguments_is_refused_with_exit_2(built, tmp_path):
+    binary = str(built[HOST]["bad"])
+    for args, message in (
+        (["--run", "0", str(tmp_path)], "--run TIMEOUT must be whole seconds, 1 to 86400, got '0'"),
+        (["--run", "ten", str(tmp_path)], "got 'ten'"),
+        (["--run", "5", str(tmp_path / "missing")], "is not a folder"),
+    ):
+        proc = subprocess.run([binary, *args], input="passes\n", capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "crossbuild-run 1" not in proc.stdout, "a runner falls back instead of reading results"
+
+
+def test_a_missing_binary_is_a_setup_error_with_xml(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "many")
+    (box / "bin" / "t").unlink()
+    run = run_native(box, "0", "1", "hash", "5")
+    assert run.returncode == 3
+    assert "the test binary bin/t does not exist" in run.stderr
+    assert run.cases()["setup"].find("error").get("message") == "the test binary bin/t does not exist"
+
+
 def test_a_binary_without_run_gets_one_process_per_case(built, tmp_path):
     box = sandbox(tmp_path, built, HOST, "old")
     run = run_native(box, "0", "1", "count", "5")

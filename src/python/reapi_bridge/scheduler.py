@@ -350,20 +350,19 @@ class Scheduler:
                             ),
                         )
             grace = self.settings.abandoned_grace_seconds
-            for job in list(self._jobs.values()):
-                if (
-                    not job.done
-                    and not job.cancel_requested
+            cutoff = now - self.settings.operation_retention_seconds
+            for name, job in list(self._jobs.items()):
+                if job.done:
+                    if job.completed_at is not None and job.completed_at < cutoff:
+                        del self._jobs[name]
+                elif (
+                    not job.cancel_requested
                     and job.watchers == 0
                     and job.unwatched_since is not None
                     and now - job.unwatched_since >= grace
                 ):
-                    logger.info("cancelling %s (%s): no client has waited on it for %gs", job.name, job.action_digest, grace)
+                    logger.info("cancelling %s (%s): no client has waited on it for %gs", name, job.action_digest, grace)
                     self._cancel(job, f"cancelled: no client waited on it for {grace:g}s")
-            cutoff = now - self.settings.operation_retention_seconds
-            for name, job in list(self._jobs.items()):
-                if job.done and job.completed_at is not None and job.completed_at < cutoff:
-                    del self._jobs[name]
 
     def _drop_session(self, session: ExecutorSession, reason: str) -> None:
         if self._sessions.pop(session.name, None) is None:
