@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from reapi_bridge.digests import BlobDigest
-from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.client.cas import CasClient
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
-from reapi_bridge.testing import client_for, make_test_config, running_bridge, upload_directory
+from reapi_bridge_testing.bridge import client_for, make_test_config, running_bridge, upload_directory
 
 
 def tree(files: int, salt: str) -> dict:

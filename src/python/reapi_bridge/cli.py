@@ -181,8 +181,8 @@ def _serve(args) -> int:
 
 
 def _verify(args) -> int:
-    from reapi_bridge.action_cache import ActionCache
-    from reapi_bridge.cas import ContentAddressableStorage
+    from reapi_bridge.actioncache.store import ActionCache
+    from reapi_bridge.cas.store import ContentAddressableStorage
     from reapi_bridge.server import StatePaths
 
     config = load_config(args.config).with_overrides(state_dir=args.state_dir)
@@ -230,7 +230,7 @@ def _cluster(args) -> int:
         if args.command == "down":
             cluster.down()
             return 0
-        from reapi_bridge.services.status_service import format_report
+        from reapi_bridge.status.service import format_report
 
         address = args.bridge or cluster.load().address
         if not address:

@@ -15,22 +15,22 @@ import threading
 import grpc
 from google.longrunning import operations_pb2_grpc
 
-from reapi_bridge.action_cache import ActionCache
-from reapi_bridge.cas import ContentAddressableStorage
+from reapi_bridge.actioncache.store import ActionCache
+from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.config import BridgeConfig
-from reapi_bridge.instances import InstanceRegistry
+from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2_grpc
 from reapi_bridge.protos.crossbuild.bridge.v1 import status_pb2_grpc
-from reapi_bridge.services.bots_service import BotsService
-from reapi_bridge.services.status_service import StatusService
-from reapi_bridge.services.execution_service import ExecutionService, OperationsService
-from reapi_bridge.services.action_cache_service import ActionCacheService
-from reapi_bridge.services.bytestream_service import ByteStreamService
-from reapi_bridge.services.capabilities_service import CapabilitiesService
-from reapi_bridge.services.cas_service import CasService
-from reapi_bridge.scheduler import Job, Scheduler, SchedulerSettings
+from reapi_bridge.bots.service import BotsService
+from reapi_bridge.status.service import StatusService
+from reapi_bridge.execution.service import ExecutionService, OperationsService
+from reapi_bridge.actioncache.service import ActionCacheService
+from reapi_bridge.cas.bytestream_service import ByteStreamService
+from reapi_bridge.capabilities.service import CapabilitiesService
+from reapi_bridge.cas.service import CasService
+from reapi_bridge.scheduler.scheduler import Job, Scheduler, SchedulerSettings
 
 logger = logging.getLogger(__name__)
 

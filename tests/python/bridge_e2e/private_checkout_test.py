@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from reapi_bridge.local_cluster import default_executor_slots
-from reapi_bridge.testing import client_for, execute, make_action
+from reapi_bridge_testing.bridge import client_for, execute, make_action
 
 PEX = Path("reapi-bridge.pex")
 # Enough files that the executor materialises the folder once in its cache and links it.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.testing import BridgeProcess, client_for, digest_of
+from reapi_bridge_testing.bridge import BridgeProcess, client_for, digest_of
 
 PEX = Path("reapi-bridge.pex")
 

@@ -14,7 +14,7 @@ from reapi_bridge.executor.action_root import (
     unreachable_ancestor,
 )
 from reapi_bridge.executor.action_runner import RunAs
-from reapi_bridge.testing import traversable_temp_dir
+from reapi_bridge_testing.bridge import traversable_temp_dir
 
 NOBODY = RunAs(65534, 65534, "nobody")
 as_root = pytest.mark.skipif(

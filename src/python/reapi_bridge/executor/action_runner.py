@@ -17,8 +17,8 @@ from typing import List, Optional, Protocol, Sequence, Tuple
 
 from google.protobuf import timestamp_pb2
 
-from reapi_bridge.digests import BlobDigest
-from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.client.cas import CasClient
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 from reapi_bridge.executor.outputs import collect_outputs, digest_file
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2

@@ -1,7 +1,7 @@
 """Our executors (x86-64 and emulated arm-a64, in this process) serving BuildGrid 0.4.4.
 
-PostgreSQL + BuildGrid come up through reapi_bridge.buildgrid_harness; the executors attach to
-BuildGrid's Bots service and a client (reapi_bridge.testing) runs actions through BuildGrid's
+PostgreSQL + BuildGrid come up through reapi_bridge_testing.buildgrid; the executors attach to
+BuildGrid's Bots service and a client (reapi_bridge_testing.bridge) runs actions through BuildGrid's
 Execution service, reading outputs back from BuildGrid's CAS.
 
 The actions carry their platform on Command.platform only, as Pants sends them (make_action
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from reapi_bridge.buildgrid_harness import (
+from reapi_bridge_testing.buildgrid import (
     INSTALL_HINT,
     VENV_ENV_VAR,
     BuildGridServer,
@@ -39,7 +39,7 @@ from reapi_bridge.buildgrid_harness import (
 )
 from reapi_bridge.executor.main import Executor, ExecutorOptions
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.testing import client_for, execute, make_action, wait_until
+from reapi_bridge_testing.bridge import client_for, execute, make_action, wait_until
 
 REQUIRE_ENV_VAR = "CROSSBUILD_REQUIRE_BUILDGRID"
 

@@ -12,7 +12,7 @@ import pytest
 from reapi_bridge.config import BridgeConfig, ExecutionConfig, ServerConfig
 from reapi_bridge.executor.main import Executor, ExecutorOptions, ExecutorSetupError
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.testing import (
+from reapi_bridge_testing.bridge import (
     client_for,
     execute,
     make_action,

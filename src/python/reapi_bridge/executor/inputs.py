@@ -21,8 +21,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Iterable, Set
 
-from reapi_bridge.digests import BlobDigest
-from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.client.cas import CasClient
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)

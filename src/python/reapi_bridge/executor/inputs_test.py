@@ -1,10 +1,10 @@
 import os
 from pathlib import Path
 
-from reapi_bridge.digests import BlobDigest
-from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.client.cas import CasClient
 from reapi_bridge.executor.inputs import InputMaterializer
-from reapi_bridge.testing import client_for, make_test_config, running_bridge, upload_directory
+from reapi_bridge_testing.bridge import client_for, make_test_config, running_bridge, upload_directory
 
 
 def test_large_directories_are_materialised_once_and_shared(tmp_path):

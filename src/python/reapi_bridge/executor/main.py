@@ -18,7 +18,7 @@ import grpc
 from reapi_bridge.executor.action_root import ActionRootError, action_root, check_reachable, reachable_copy
 from reapi_bridge.executor.action_runner import ActionRunner, CommandWrapper, Direct, RunAs
 from reapi_bridge.executor.bot import BotSlot
-from reapi_bridge.executor.cas_client import CasClient
+from reapi_bridge.client.cas import CasClient
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from reapi_bridge.digests import BlobDigest
+from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 Blobs = Dict[BlobDigest, object]  # bytes or Path
