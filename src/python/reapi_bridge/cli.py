@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import grpc
 
-from reapi_bridge.config import DEFAULT_CONFIG_TOML, ConfigError, load_config
+from reapi_bridge.config import ConfigError, load_config, reference_toml
 from reapi_bridge.local_cluster import default_executor_slots
 
 DESCRIPTION = """\
@@ -230,7 +230,7 @@ def _cluster(args) -> int:
         if args.command == "down":
             cluster.down()
             return 0
-        from reapi_bridge.status.service import format_report
+        from reapi_bridge.status.report import format_report
 
         address = args.bridge or cluster.load().address
         if not address:
@@ -286,7 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     try:
         if args.command == "config":
-            sys.stdout.write(DEFAULT_CONFIG_TOML)
+            sys.stdout.write(reference_toml())
             return 0
         if args.command == "serve":
             return _serve(args)

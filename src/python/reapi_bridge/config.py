@@ -1,12 +1,14 @@
 """The bridge's configuration: a TOML file, every setting optional with a documented default.
 
-`reapi-bridge config` prints the full reference (the text of `DEFAULT_CONFIG_TOML` below),
-which is also a valid config file.
+Each setting is declared once, below, with its default and its help; the parser and the
+reference `reapi-bridge config` prints (`reference_toml()`, itself a valid config file) are
+both derived from those declarations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import textwrap
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -17,99 +19,99 @@ DEFAULT_STATE_DIR = ".reapi-bridge"
 GIB = 1 << 30
 MIB = 1 << 20
 
-DEFAULT_CONFIG_TOML = f"""\
-# reapi-bridge configuration. Every setting is optional; the values shown are the defaults.
-
-[server]
-# host:port to serve gRPC on (plain-text HTTP/2). Use 0.0.0.0:PORT to serve other machines.
-listen = "{DEFAULT_LISTEN}"
-# Directory holding the CAS, the action cache database and runtime files. Relative paths are
-# resolved against the directory the bridge is started in.
-state_dir = "{DEFAULT_STATE_DIR}"
-# Threads answering gRPC calls. Streams (ByteStream, Execute) hold one each while open.
-max_workers = 64
-# Largest total blob size accepted or returned by one BatchUpdateBlobs/BatchReadBlobs call;
-# advertised in GetCapabilities. Clients send larger blobs through ByteStream.
-max_batch_total_size_bytes = {4 * MIB}
-# Chunk size of ByteStream Read responses.
-read_chunk_bytes = {MIB}
-
-[cas]
-# Size limit of the CAS in bytes; least recently used blobs are evicted beyond it.
-max_bytes = {20 * GIB}
-# fsync every blob before it becomes visible, so a power loss never leaves a corrupt blob.
-fsync = true
-# Resumable ByteStream uploads not touched for this long are deleted.
-upload_expiry_seconds = 3600
-
-[execution]
-# Serve Execute, WaitExecution and the Operations service, and the Bots service executors
-# use to take work. Without executors attached, actions wait (see unmatched_grace_seconds).
-enabled = true
-# Timeout for actions that set none, and the most an action may ask for (seconds).
-default_timeout_seconds = 900
-max_timeout_seconds = 21600
-# An executor that has not checked in for this long is presumed dead: its actions go back
-# to the queue (and run elsewhere) up to max_attempts times in all, then fail.
-lease_timeout_seconds = 30
-max_attempts = 3
-# An action whose platform no registered executor offers fails after this long, naming the
-# platform, instead of waiting forever.
-unmatched_grace_seconds = 30
-# Finished operations stay answerable (WaitExecution, GetOperation) for this long.
-operation_retention_seconds = 600
-# An action no client has waited on (an Execute or WaitExecution stream) for this long is
-# cancelled: dropped if still queued, its lease cancelled if running. Pants 2.17 sends
-# Execute(skip_cache_lookup) while its own cache read is in flight and drops the stream when
-# the cache answers; without this those executions would still take executor slots.
-# A client that reconnects with WaitExecution within this time keeps its action.
-abandoned_grace_seconds = 10
-
-# One table per REAPI instance name served; clients name the instance in each request.
-# The empty name is what clients use when no instance is configured (Pants' default).
-[[instances]]
-name = ""
-# Whether clients may write results with UpdateActionResult (Pants' --remote-cache-write).
-allow_client_writes = true
-"""
-
-
 class ConfigError(Exception):
     """The configuration file or a flag is invalid; the message names the setting."""
 
 
+def setting(default: Any, help: str, *, minimum: Optional[float] = None) -> Any:
+    """Declares one setting: its default, its help (the comment `reapi-bridge config` prints
+    above it) and, for numbers, its smallest allowed value (0 unless given)."""
+    return field(default=default, metadata={"help": help, "minimum": minimum})
+
+
 @dataclass(frozen=True)
 class InstanceConfig:
-    name: str = ""
-    allow_client_writes: bool = True
+    """One table per REAPI instance name served; clients name the instance in each request.
+    The empty name is what clients use when no instance is configured (Pants' default)."""
+
+    name: str = setting("", "The instance name; `/` separates path components.")
+    allow_client_writes: bool = setting(
+        True, "Whether clients may write results with UpdateActionResult (Pants' --remote-cache-write)."
+    )
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    listen: str = DEFAULT_LISTEN
-    state_dir: Path = Path(DEFAULT_STATE_DIR)
-    max_workers: int = 64
-    max_batch_total_size_bytes: int = 4 * MIB
-    read_chunk_bytes: int = MIB
+    """The gRPC server and where it keeps its state."""
+
+    listen: str = setting(
+        DEFAULT_LISTEN,
+        "host:port to serve gRPC on (plain-text HTTP/2). Use 0.0.0.0:PORT to serve other machines.",
+    )
+    state_dir: Path = setting(
+        Path(DEFAULT_STATE_DIR),
+        "Directory holding the CAS, the action cache database and runtime files. Relative paths "
+        "are resolved against the directory the bridge is started in.",
+    )
+    max_workers: int = setting(
+        64, "Threads answering gRPC calls. Streams (ByteStream, Execute) hold one each while open.", minimum=1
+    )
+    max_batch_total_size_bytes: int = setting(
+        4 * MIB,
+        "Largest total blob size accepted or returned by one BatchUpdateBlobs/BatchReadBlobs "
+        "call; advertised in GetCapabilities. Clients send larger blobs through ByteStream.",
+    )
+    read_chunk_bytes: int = setting(MIB, "Chunk size of ByteStream Read responses.", minimum=1)
 
 
 @dataclass(frozen=True)
 class CasConfig:
-    max_bytes: int = 20 * GIB
-    fsync: bool = True
-    upload_expiry_seconds: float = 3600.0
+    """The content-addressable storage on disk."""
+
+    max_bytes: int = setting(
+        20 * GIB, "Size limit of the CAS in bytes; least recently used blobs are evicted beyond it."
+    )
+    fsync: bool = setting(
+        True, "fsync every blob before it becomes visible, so a power loss never leaves a corrupt blob."
+    )
+    upload_expiry_seconds: float = setting(
+        3600.0, "Resumable ByteStream uploads not touched for this long are deleted."
+    )
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    enabled: bool = True
-    default_timeout_seconds: float = 900.0
-    max_timeout_seconds: float = 21600.0
-    lease_timeout_seconds: float = 30.0
-    max_attempts: int = 3
-    unmatched_grace_seconds: float = 30.0
-    operation_retention_seconds: float = 600.0
-    abandoned_grace_seconds: float = 10.0
+    """Remote execution: the queues, leases and timeouts (the scheduler's settings too)."""
+
+    enabled: bool = setting(
+        True,
+        "Serve Execute, WaitExecution and the Operations service, and the Bots service executors "
+        "use to take work. Without executors attached, actions wait (see unmatched_grace_seconds).",
+    )
+    default_timeout_seconds: float = setting(900.0, "Timeout for actions that set none (seconds).")
+    max_timeout_seconds: float = setting(21600.0, "The most an action may ask for (seconds).")
+    lease_timeout_seconds: float = setting(
+        30.0,
+        "An executor that has not checked in for this long is presumed dead: its actions go back "
+        "to the queue (and run elsewhere) up to max_attempts times in all, then fail.",
+    )
+    max_attempts: int = setting(3, "How many executors may lose an action before it fails.", minimum=1)
+    unmatched_grace_seconds: float = setting(
+        30.0,
+        "An action whose platform no registered executor offers fails after this long, naming "
+        "the platform, instead of waiting forever.",
+    )
+    operation_retention_seconds: float = setting(
+        600.0, "Finished operations stay answerable (WaitExecution, GetOperation) for this long."
+    )
+    abandoned_grace_seconds: float = setting(
+        10.0,
+        "An action no client has waited on (an Execute or WaitExecution stream) for this long is "
+        "cancelled: dropped if still queued, its lease cancelled if running. Pants 2.17 sends "
+        "Execute(skip_cache_lookup) while its own cache read is in flight and drops the stream "
+        "when the cache answers; without this those executions would still take executor slots. "
+        "A client that reconnects with WaitExecution within this time keeps its action.",
+    )
 
 
 @dataclass(frozen=True)
@@ -167,54 +169,29 @@ def _check_keys(table: Mapping[str, Any], allowed: set, where: str) -> None:
         )
 
 
+# The TOML tables, in the order the reference prints them.
+SECTIONS = (("server", ServerConfig), ("cas", CasConfig), ("execution", ExecutionConfig))
+_KINDS = {"str": str, "bool": bool, "int": int, "float": float, "Path": str}
+
+
+def parse_section(table: Mapping[str, Any], cls: type, where: str) -> Any:
+    """One table read into its dataclass: unknown keys, wrong types and values under a
+    setting's minimum are errors naming the setting."""
+    _check_keys(table, {f.name for f in fields(cls)}, where)
+    values = {}
+    for f in fields(cls):
+        value = _typed(table, f.name, _KINDS[f.type], f.default if f.type != "Path" else str(f.default), where)
+        minimum = f.metadata.get("minimum")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{where}.{f.name}: must be at least {minimum}")
+        values[f.name] = Path(value) if f.type == "Path" else value
+    return cls(**values)
+
+
 def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
     _check_keys(data, {"server", "cas", "execution", "instances"}, "config")
-    s = data.get("server", {})
-    _check_keys(s, set(ServerConfig.__dataclass_fields__), "[server]")
-    d = ServerConfig()
-    server = ServerConfig(
-        listen=_check_listen(s.get("listen", d.listen), "[server].listen"),
-        state_dir=Path(_typed(s, "state_dir", str, str(d.state_dir), "[server]")),
-        max_workers=_typed(s, "max_workers", int, d.max_workers, "[server]"),
-        max_batch_total_size_bytes=_typed(
-            s, "max_batch_total_size_bytes", int, d.max_batch_total_size_bytes, "[server]"
-        ),
-        read_chunk_bytes=_typed(s, "read_chunk_bytes", int, d.read_chunk_bytes, "[server]"),
-    )
-    if server.max_workers < 1:
-        raise ConfigError("[server].max_workers: must be at least 1")
-    if server.read_chunk_bytes < 1:
-        raise ConfigError("[server].read_chunk_bytes: must be at least 1")
-    c = data.get("cas", {})
-    _check_keys(c, set(CasConfig.__dataclass_fields__), "[cas]")
-    dc = CasConfig()
-    cas = CasConfig(
-        max_bytes=_typed(c, "max_bytes", int, dc.max_bytes, "[cas]"),
-        fsync=_typed(c, "fsync", bool, dc.fsync, "[cas]"),
-        upload_expiry_seconds=_typed(
-            c, "upload_expiry_seconds", float, dc.upload_expiry_seconds, "[cas]"
-        ),
-    )
-    e = data.get("execution", {})
-    _check_keys(e, set(ExecutionConfig.__dataclass_fields__), "[execution]")
-    de = ExecutionConfig()
-    execution = ExecutionConfig(
-        enabled=_typed(e, "enabled", bool, de.enabled, "[execution]"),
-        **{
-            name: _typed(e, name, float, getattr(de, name), "[execution]")
-            for name in (
-                "default_timeout_seconds",
-                "max_timeout_seconds",
-                "lease_timeout_seconds",
-                "unmatched_grace_seconds",
-                "operation_retention_seconds",
-                "abandoned_grace_seconds",
-            )
-        },
-        max_attempts=_typed(e, "max_attempts", int, de.max_attempts, "[execution]"),
-    )
-    if execution.max_attempts < 1:
-        raise ConfigError("[execution].max_attempts: must be at least 1")
+    server, cas, execution = (parse_section(data.get(name, {}), cls, f"[{name}]") for name, cls in SECTIONS)
+    _check_listen(server.listen, "[server].listen")
     if execution.default_timeout_seconds > execution.max_timeout_seconds:
         raise ConfigError("[execution].default_timeout_seconds: must not exceed max_timeout_seconds")
     raw_instances = data.get("instances", [{"name": ""}])
@@ -225,11 +202,7 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
         where = f"[[instances]] #{i + 1}"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table")
-        _check_keys(raw, set(InstanceConfig.__dataclass_fields__), where)
-        inst = InstanceConfig(
-            name=_typed(raw, "name", str, "", where),
-            allow_client_writes=_typed(raw, "allow_client_writes", bool, True, where),
-        )
+        inst = parse_section(raw, InstanceConfig, where)
         if inst.name.startswith("/") or inst.name.endswith("/") or "//" in inst.name:
             raise ConfigError(f"{where}.name: {inst.name!r} must not start or end with '/'")
         reserved = {"blobs", "uploads", "compressed-blobs", "actions", "operations"}
@@ -256,3 +229,31 @@ def load_config(path: Optional[Path]) -> BridgeConfig:
         return parse_config(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (str, Path)):
+        return toml.dumps({"v": str(value)}).split("=", 1)[1].strip()
+    return str(value)
+
+
+def _comment(text: str) -> str:
+    return "".join(f"# {line}\n" for line in textwrap.wrap(text, 93))
+
+
+def _settings(cls: type) -> str:
+    return "".join(_comment(f.metadata["help"]) + f"{f.name} = {_toml_value(f.default)}\n" for f in fields(cls))
+
+
+def reference_toml() -> str:
+    """Every setting with its help and default, as a config file."""
+    parts = ["# reapi-bridge configuration. Every setting is optional; the values shown are the defaults.\n"]
+    for name, cls in SECTIONS:
+        intro = _comment(" ".join(cls.__doc__.split())) if cls.__doc__ else ""
+        parts.append(f"\n[{name}]\n{intro}{_settings(cls)}")
+    parts.append(f"\n{_comment(' '.join(InstanceConfig.__doc__.split()))}[[instances]]\n{_settings(InstanceConfig)}")
+    return "".join(parts)

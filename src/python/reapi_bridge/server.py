@@ -23,14 +23,17 @@ from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution
 from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2_grpc
 from reapi_bridge.protos.crossbuild.bridge.v1 import status_pb2_grpc
+from reapi_bridge.bots.instance import BotsInstance
 from reapi_bridge.bots.service import BotsService
-from reapi_bridge.status.service import StatusService
+from reapi_bridge.execution.instance import ExecutionInstance, cache_successful_result
 from reapi_bridge.execution.service import ExecutionService, OperationsService
+from reapi_bridge.status.instance import StatusInstance
+from reapi_bridge.status.service import StatusService
 from reapi_bridge.actioncache.service import ActionCacheService
 from reapi_bridge.cas.bytestream_service import ByteStreamService
 from reapi_bridge.capabilities.service import CapabilitiesService
 from reapi_bridge.cas.service import CasService
-from reapi_bridge.scheduler.scheduler import Job, Scheduler, SchedulerSettings
+from reapi_bridge.scheduler.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +84,14 @@ class Bridge:
         self.action_cache = ActionCache(self.paths.action_cache_db, self.cas)
         self.instances = InstanceRegistry(config.instances)
         e = config.execution
-        self.scheduler = Scheduler(
-            SchedulerSettings(
-                max_attempts=e.max_attempts,
-                lease_timeout_seconds=e.lease_timeout_seconds,
-                unmatched_grace_seconds=e.unmatched_grace_seconds,
-                operation_retention_seconds=e.operation_retention_seconds,
-                abandoned_grace_seconds=e.abandoned_grace_seconds,
-            ),
-            on_success=self._cache_result,
+        self.scheduler = Scheduler(e, on_success=cache_successful_result(self.action_cache))
+        self.execution = ExecutionInstance(
+            self.cas, self.action_cache, self.scheduler, self.instances, e.default_timeout_seconds, e.max_timeout_seconds
         )
         self.server: Optional[grpc.Server] = None
         self.port: Optional[int] = None
         self._stopping = threading.Event()
         self._reaper: Optional[threading.Thread] = None
-
-    def _cache_result(self, job: Job) -> None:
-        result = job.outcome.result if job.outcome else None
-        if job.cacheable and result is not None and result.exit_code == 0:
-            self.action_cache.put(job.instance, job.action_digest, result)
 
     def _reap_forever(self) -> None:
         while not self._stopping.wait(0.5):
@@ -143,22 +135,14 @@ class Bridge:
         )
         if execution.enabled:
             re_grpc.add_ExecutionServicer_to_server(
-                ExecutionService(
-                    self.cas,
-                    self.action_cache,
-                    self.scheduler,
-                    self.instances,
-                    execution.default_timeout_seconds,
-                    execution.max_timeout_seconds,
-                ),
-                server,
+                ExecutionService(self.execution), server
             )
-            operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(self.scheduler), server)
-            bots_pb2_grpc.add_BotsServicer_to_server(BotsService(self.scheduler), server)
+            operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(self.execution), server)
+            bots_pb2_grpc.add_BotsServicer_to_server(BotsService(BotsInstance(self.scheduler)), server)
             self._reaper = threading.Thread(target=self._reap_forever, name="scheduler-upkeep", daemon=True)
             self._reaper.start()
         status_pb2_grpc.add_BridgeStatusServicer_to_server(
-            StatusService(self.cas, self.action_cache, self.scheduler, self.instances), server
+            StatusService(StatusInstance(self.cas, self.action_cache, self.scheduler, self.instances)), server
         )
         bs_grpc.add_ByteStreamServicer_to_server(
             ByteStreamService(self.cas, self.instances, s.read_chunk_bytes), server

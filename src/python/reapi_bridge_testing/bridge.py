@@ -1,4 +1,5 @@
-"""Helpers for tests and benchmarks: a bridge on a free loopback port and REAPI client stubs."""
+"""Helpers for tests and benchmarks: a bridge on a free loopback port (in this process or as a
+subprocess), the client connected to it, actions and executors."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 import grpc
 
+from reapi_bridge.client.client import Client
 from reapi_bridge.config import BridgeConfig, CasConfig, InstanceConfig, ServerConfig
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
-from reapi_bridge.protos.google.bytestream import bytestream_pb2 as bs_pb2
-from reapi_bridge.protos.google.bytestream import bytestream_pb2_grpc as bs_grpc
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 << 20),
@@ -30,75 +27,6 @@ CHANNEL_OPTIONS = [
 
 def digest_of(data: bytes) -> re_pb2.Digest:
     return re_pb2.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
-
-
-@dataclass
-class Client:
-    """REAPI stubs on one channel."""
-
-    channel: grpc.Channel
-    instance: str = ""
-
-    def __post_init__(self) -> None:
-        self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
-        self.ac = re_grpc.ActionCacheStub(self.channel)
-        self.capabilities = re_grpc.CapabilitiesStub(self.channel)
-        self.bytestream = bs_grpc.ByteStreamStub(self.channel)
-
-    def upload(self, data: bytes) -> re_pb2.Digest:
-        digest = digest_of(data)
-        response = self.cas.BatchUpdateBlobs(
-            re_pb2.BatchUpdateBlobsRequest(
-                instance_name=self.instance,
-                requests=[re_pb2.BatchUpdateBlobsRequest.Request(digest=digest, data=data)],
-            )
-        )
-        status = response.responses[0].status
-        if status.code != 0:
-            raise RuntimeError(f"upload failed: {status.code} {status.message}")
-        return digest
-
-    def write_resource(self, digest: re_pb2.Digest, upload_id: Optional[str] = None) -> str:
-        prefix = f"{self.instance}/" if self.instance else ""
-        upload_id = upload_id or str(uuid.uuid4())
-        return f"{prefix}uploads/{upload_id}/blobs/{digest.hash}/{digest.size_bytes}"
-
-    def read_resource(self, digest: re_pb2.Digest) -> str:
-        prefix = f"{self.instance}/" if self.instance else ""
-        return f"{prefix}blobs/{digest.hash}/{digest.size_bytes}"
-
-    def stream_upload(self, data: bytes, chunk: int = 1 << 20) -> re_pb2.Digest:
-        digest = digest_of(data)
-        name = self.write_resource(digest)
-
-        def requests():
-            offset = 0
-            while True:
-                piece = data[offset : offset + chunk]
-                last = offset + len(piece) >= len(data)
-                yield bs_pb2.WriteRequest(
-                    resource_name=name if offset == 0 else "",
-                    write_offset=offset,
-                    data=piece,
-                    finish_write=last,
-                )
-                offset += len(piece)
-                if last:
-                    return
-
-        response = self.bytestream.Write(requests())
-        assert response.committed_size == len(data)
-        return digest
-
-    def stream_read(self, digest: re_pb2.Digest, offset: int = 0, limit: int = 0) -> bytes:
-        return b"".join(
-            r.data
-            for r in self.bytestream.Read(
-                bs_pb2.ReadRequest(
-                    resource_name=self.read_resource(digest), read_offset=offset, read_limit=limit
-                )
-            )
-        )
 
 
 def free_port() -> int:
@@ -265,10 +193,9 @@ def make_action(
 def execute(client: Client, action_digest: re_pb2.Digest, skip_cache_lookup: bool = False):
     """Runs Execute to the end; returns (ExecuteResponse, list of stages seen)."""
 
-    stub = re_grpc.ExecutionStub(client.channel)
     stages = []
     last = None
-    for op in stub.Execute(
+    for op in client.execution.Execute(
         re_pb2.ExecuteRequest(
             instance_name=client.instance, action_digest=action_digest, skip_cache_lookup=skip_cache_lookup
         )

@@ -8,7 +8,7 @@ from reapi_bridge.common.errors import BridgeError, NotFound, PermissionDenied
 from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
-from reapi_bridge.common.grpc_errors import unary
+from reapi_bridge.common.grpc_errors import for_instance, unary
 
 # Outputs up to this size are inlined when the client asks for it.
 MAX_INLINE_BYTES = 1 << 20
@@ -20,8 +20,8 @@ class ActionCacheService(re_grpc.ActionCacheServicer):
         self.instances = instances
 
     @unary
-    def GetActionResult(self, request, context):
-        self.instances.require(request.instance_name)
+    @for_instance
+    def GetActionResult(self, request, context, instance):
         action = BlobDigest.from_proto(request.action_digest)
         result = self.action_cache.get(request.instance_name, action)
         if result is None:
@@ -30,8 +30,8 @@ class ActionCacheService(re_grpc.ActionCacheServicer):
         return result
 
     @unary
-    def UpdateActionResult(self, request, context):
-        instance = self.instances.require(request.instance_name)
+    @for_instance
+    def UpdateActionResult(self, request, context, instance):
         if not instance.allow_client_writes:
             raise PermissionDenied(
                 f"instance {instance.name!r} does not accept results from clients "

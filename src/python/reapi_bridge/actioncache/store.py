@@ -16,6 +16,7 @@ from typing import List, Optional
 
 from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.common.tree import file_digests
 from reapi_bridge.common.errors import NotFound, StorageFailure
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
@@ -49,8 +50,7 @@ def referenced_blobs(result: re_pb2.ActionResult, cas: ContentAddressableStorage
         tree_digest = BlobDigest.from_proto(out_dir.tree_digest)
         digests.append(tree_digest)
         tree = re_pb2.Tree.FromString(cas.read_bytes(tree_digest))
-        for directory in [tree.root, *tree.children]:
-            digests.extend(BlobDigest.from_proto(f.digest) for f in directory.files)
+        digests.extend(file_digests([tree.root, *tree.children]))
     return digests
 
 

@@ -6,7 +6,7 @@ from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 from reapi_bridge.protos.build.bazel.semver import semver_pb2
-from reapi_bridge.common.grpc_errors import unary
+from reapi_bridge.common.grpc_errors import for_instance, unary
 
 
 class CapabilitiesService(re_grpc.CapabilitiesServicer):
@@ -16,8 +16,8 @@ class CapabilitiesService(re_grpc.CapabilitiesServicer):
         self.execution_enabled = execution_enabled
 
     @unary
-    def GetCapabilities(self, request, context):
-        instance = self.instances.require(request.instance_name)
+    @for_instance
+    def GetCapabilities(self, request, context, instance):
         sha256 = re_pb2.DigestFunction.SHA256
         return re_pb2.ServerCapabilities(
             cache_capabilities=re_pb2.CacheCapabilities(

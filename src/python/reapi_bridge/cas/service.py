@@ -10,9 +10,11 @@ from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import BridgeError, InvalidArgument
 from reapi_bridge.common.instances import InstanceRegistry
+from reapi_bridge.common.reapi import require_sha256
+from reapi_bridge.common.tree import parse_directories, walk_directories
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
-from reapi_bridge.common.grpc_errors import streaming, unary
+from reapi_bridge.common.grpc_errors import for_instance, streaming, unary
 
 DEFAULT_TREE_PAGE_SIZE = 1000
 
@@ -33,9 +35,9 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         self.max_batch_bytes = max_batch_bytes
 
     @unary
-    def FindMissingBlobs(self, request, context):
-        self.instances.require(request.instance_name)
-        self._check_digest_function(request.digest_function)
+    @for_instance
+    def FindMissingBlobs(self, request, context, instance):
+        require_sha256(request.digest_function)
         # Hot path (Pants asks for thousands of digests at once): work on the protos directly
         # and validate only what the index lookup does not already rule out.
         index_missing = self.cas.find_missing_hashes(
@@ -50,9 +52,9 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         return response
 
     @unary
-    def BatchUpdateBlobs(self, request, context):
-        self.instances.require(request.instance_name)
-        self._check_digest_function(request.digest_function)
+    @for_instance
+    def BatchUpdateBlobs(self, request, context, instance):
+        require_sha256(request.digest_function)
         total = sum(len(r.data) for r in request.requests)
         if total > self.max_batch_bytes:
             raise InvalidArgument(
@@ -72,9 +74,9 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         return response
 
     @unary
-    def BatchReadBlobs(self, request, context):
-        self.instances.require(request.instance_name)
-        self._check_digest_function(request.digest_function)
+    @for_instance
+    def BatchReadBlobs(self, request, context, instance):
+        require_sha256(request.digest_function)
         digests = [BlobDigest.from_proto(d) for d in request.digests]
         total = sum(d.size for d in digests)
         if total > self.max_batch_bytes:
@@ -93,9 +95,9 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         return response
 
     @streaming
-    def GetTree(self, request, context):
-        self.instances.require(request.instance_name)
-        self._check_digest_function(request.digest_function)
+    @for_instance
+    def GetTree(self, request, context, instance):
+        require_sha256(request.digest_function)
         root = BlobDigest.from_proto(request.root_digest)
         page_size = request.page_size or DEFAULT_TREE_PAGE_SIZE
         if request.page_size < 0:
@@ -121,31 +123,15 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
     def _walk_tree(self, root: BlobDigest) -> List[re_pb2.Directory]:
         """Directories reachable from root, breadth first, each once; absent parts are omitted
         (REAPI: a partial tree is returned), but an absent root is NOT_FOUND."""
-        ordered = []
-        seen = {root}
-        queue = [root]
-        first = True
-        while queue:
-            digest = queue.pop(0)
-            try:
-                directory = re_pb2.Directory.FromString(self.cas.read_bytes(digest))
-            except BridgeError:
-                if first:
-                    raise
-                continue
-            except Exception:
-                raise InvalidArgument(f"blob {digest} is not a Directory message")
-            first = False
-            ordered.append(directory)
-            for child in directory.directories:
-                child_digest = BlobDigest.from_proto(child.digest)
-                if child_digest not in seen:
-                    seen.add(child_digest)
-                    queue.append(child_digest)
-        return ordered
+        self.cas.read_bytes(root)  # raises NOT_FOUND for an absent root
 
-    @staticmethod
-    def _check_digest_function(value: int) -> None:
-        if value not in (re_pb2.DigestFunction.UNKNOWN, re_pb2.DigestFunction.SHA256):
-            raise InvalidArgument("only the SHA256 digest function is supported")
+        def fetch(level):
+            present = {}
+            for digest in level:
+                try:
+                    present[digest] = self.cas.read_bytes(digest)
+                except BridgeError:
+                    continue
+            return parse_directories(present, re_pb2.Directory)
 
+        return [directory for _, directory in walk_directories(root, fetch)]

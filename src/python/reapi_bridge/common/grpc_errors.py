@@ -47,3 +47,15 @@ def streaming(fn):
             _abort(context, exc, fn.__qualname__)
 
     return wrapper
+
+
+def for_instance(fn):
+    """For methods whose request names an instance (`instance_name`): the instance must be
+    served (NOT_FOUND otherwise), and the method gets its InstanceConfig as `instance`. Goes
+    under `unary` / `streaming`, which turn the error into a status."""
+
+    @functools.wraps(fn)
+    def wrapper(self, request, context):
+        return fn(self, request, context, instance=self.instances.require(request.instance_name))
+
+    return wrapper

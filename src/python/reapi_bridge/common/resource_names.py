@@ -73,3 +73,21 @@ def parse_write_resource(name: str) -> WriteResource:
         f"resource name {name!r} is not of the form "
         "'{instance}/uploads/{uuid}/blobs/{hash}/{size}'"
     )
+
+
+def _prefix(instance: str) -> str:
+    return f"{instance}/" if instance else ""
+
+
+def blob_path(digest: BlobDigest) -> str:
+    """`blobs/{hash}/{size}`: a blob's name after the instance, and the subject REAPI gives a
+    missing blob in a PreconditionFailure."""
+    return f"blobs/{digest.hash}/{digest.size}"
+
+
+def read_resource_name(instance: str, digest: BlobDigest) -> str:
+    return _prefix(instance) + blob_path(digest)
+
+
+def write_resource_name(instance: str, upload_id: str, digest: BlobDigest) -> str:
+    return f"{_prefix(instance)}uploads/{upload_id}/{blob_path(digest)}"

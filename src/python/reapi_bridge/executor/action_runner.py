@@ -13,33 +13,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from google.protobuf import timestamp_pb2
+from google.rpc import code_pb2
 
 from reapi_bridge.common.digests import BlobDigest
-from reapi_bridge.client.cas import CasClient
+from reapi_bridge.client.client import Client
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
+from reapi_bridge.executor.wrappers import CommandWrapper, Direct
 from reapi_bridge.executor.outputs import collect_outputs, digest_file
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)
 
 CHROOT_MARKER = "{chroot}"
-# google.rpc codes used in results
-OK, CANCELLED, DEADLINE_EXCEEDED, INVALID_ARGUMENT, INTERNAL = 0, 1, 4, 3, 13
-
-
-class CommandWrapper(Protocol):
-    def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]: ...
-
-
-class Direct:
-    """Runs argv as it is, on this host."""
-
-    def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]:
-        return list(argv)
-
 
 @dataclass(frozen=True)
 class RunAs:
@@ -56,7 +44,7 @@ class RunAs:
 @dataclass
 class RunOutcome:
     result: re_pb2.ActionResult
-    status_code: int = OK
+    status_code: int = code_pb2.OK
     message: str = ""
 
 
@@ -66,14 +54,11 @@ def _now() -> timestamp_pb2.Timestamp:
     return ts
 
 
-def _proto(d: BlobDigest) -> re_pb2.Digest:
-    return re_pb2.Digest(hash=d.hash, size_bytes=d.size)
-
 
 class ActionRunner:
     def __init__(
         self,
-        cas: CasClient,
+        cas: Client,
         materializer: InputMaterializer,
         work_root: Path,
         worker_name: str,
@@ -139,7 +124,7 @@ class ActionRunner:
         timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
         stdout_path, stderr_path = sandbox / "stdout", sandbox / "stderr"
         meta.execution_start_timestamp.CopyFrom(_now())
-        status, message, exit_code = OK, "", -1
+        status, message, exit_code = code_pb2.OK, "", -1
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             try:
                 proc = subprocess.Popen(
@@ -157,7 +142,7 @@ class ActionRunner:
                 proc = None
             if proc is not None:
                 status, message, exit_code = self._wait(proc, timeout, cancelled)
-                if status == OK and status_file.exists():
+                if status == code_pb2.OK and status_file.exists():
                     recorded = status_file.read_text().strip()
                     if recorded.lstrip("-").isdigit():
                         exit_code = int(recorded)
@@ -169,7 +154,7 @@ class ActionRunner:
         stderr_digest = digest_file(stderr_path)
         blobs[stdout_digest] = stdout_path
         blobs[stderr_digest] = stderr_path
-        self.cas.upload(blobs)
+        self.cas.upload_blobs(blobs)
         meta.output_upload_completed_timestamp.CopyFrom(_now())
         meta.worker_completed_timestamp.CopyFrom(_now())
         result = re_pb2.ActionResult(
@@ -177,8 +162,8 @@ class ActionRunner:
             output_directories=outputs.directories,
             output_symlinks=outputs.symlinks,
             exit_code=exit_code,
-            stdout_digest=_proto(stdout_digest),
-            stderr_digest=_proto(stderr_digest),
+            stdout_digest=stdout_digest.to_proto(re_pb2.Digest),
+            stderr_digest=stderr_digest.to_proto(re_pb2.Digest),
             execution_metadata=meta,
         )
         return RunOutcome(result, status, message)
@@ -188,15 +173,15 @@ class ActionRunner:
         while True:
             try:
                 code = proc.wait(timeout=0.1)
-                return OK, "", code
+                return code_pb2.OK, "", code
             except subprocess.TimeoutExpired:
                 pass
             if timeout and time.monotonic() - start > timeout:
                 self._kill_group(proc)
-                return DEADLINE_EXCEEDED, f"action timed out after {timeout:g}s and was killed", proc.returncode
+                return code_pb2.DEADLINE_EXCEEDED, f"action timed out after {timeout:g}s and was killed", proc.returncode
             if cancelled.is_set():
                 self._kill_group(proc)
-                return CANCELLED, "action cancelled", proc.returncode
+                return code_pb2.CANCELLED, "action cancelled", proc.returncode
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:

@@ -44,7 +44,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Protocol, Sequence
+from typing import Iterator, List, Optional, Sequence
+
+from reapi_bridge.executor.wrappers import CommandWrapper
 
 PACKAGE = "busybox-static:arm64"
 INSTALL_HINT = "run .ci/install-arm64-userland-deps"
@@ -76,10 +78,6 @@ GROUP = "root:x:0:\nnobody:x:65534:\n"
 
 class UserlandError(RuntimeError):
     """The aarch64 userland cannot be built, found or run."""
-
-
-class Runner(Protocol):
-    def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]: ...
 
 
 def native_aarch64() -> bool:
@@ -348,14 +346,14 @@ class NativeRunner:
         return [str(a) for a in argv]
 
 
-def host_runner(rootfs: Path) -> Runner:
+def host_runner(rootfs: Path) -> CommandWrapper:
     """NativeRunner on an aarch64 host, else the emulated userland at `rootfs` (built if needed)."""
     if native_aarch64():
         return NativeRunner()
     return Arm64Userland.detect(build_rootfs(rootfs))
 
 
-def prove_aarch64(runner: Runner, *, timeout: float = 60) -> str:
+def prove_aarch64(runner: CommandWrapper, *, timeout: float = 60) -> str:
     """Runs `uname -m` through `runner`; returns "aarch64" or raises UserlandError."""
     argv = runner.wrap(["uname", "-m"], cwd=Path("/"), binds=())
     try:

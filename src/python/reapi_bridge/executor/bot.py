@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import grpc
-from google.rpc import status_pb2
+from google.rpc import code_pb2, status_pb2
 
-from reapi_bridge.executor.action_runner import INTERNAL, ActionRunner, RunOutcome
+from reapi_bridge.executor.action_runner import ActionRunner, RunOutcome
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 
@@ -188,5 +188,5 @@ class BotSlot:
             lease.result.Pack(job.outcome.result)
             lease.status.CopyFrom(status_pb2.Status(code=job.outcome.status_code, message=job.outcome.message))
         else:
-            lease.status.CopyFrom(status_pb2.Status(code=INTERNAL, message=job.error or "unknown failure"))
+            lease.status.CopyFrom(status_pb2.Status(code=code_pb2.INTERNAL, message=job.error or "unknown failure"))
         return lease

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Dict, Iterable, Set
 
 from reapi_bridge.common.digests import BlobDigest
-from reapi_bridge.client.cas import CasClient
+from reapi_bridge.common.tree import parse_directories, walk_directories
+from reapi_bridge.client.client import Client
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _MAX_REMEMBERED_DIRECTORIES = 200_000
 class InputMaterializer:
     def __init__(
         self,
-        cas: CasClient,
+        cas: Client,
         cache_root: Path,
         dir_threshold: int = DEFAULT_DIR_THRESHOLD,
         max_bytes: int = 20 << 30,
@@ -72,32 +73,22 @@ class InputMaterializer:
         return self.dirs_dir / f"{digest.hash}-{digest.size}"
 
     def _fetch_tree(self, root: BlobDigest) -> Dict[BlobDigest, re_pb2.Directory]:
-        tree: Dict[BlobDigest, re_pb2.Directory] = {}
-        level = [root]
-        while level:
-            wanted = []
-            for d in level:
-                if d in tree:
-                    continue
-                with self._lock:
+        """Every Directory under root not already materialised whole in the cache."""
+
+        def fetch(level):
+            found = {}
+            with self._lock:
+                for d in level:
                     known = self._directories.get(d)
-                if known is not None:
-                    tree[d] = known
-                else:
-                    wanted.append(d)
-            if wanted:
-                for d, data in self.cas.read_many(wanted).items():
-                    directory = re_pb2.Directory.FromString(data)
-                    tree[d] = directory
-                    self._remember(d, directory)
-            next_level = []
-            for d in level:
-                for child in tree[d].directories:
-                    cd = BlobDigest.from_proto(child.digest)
-                    if cd not in tree and not self._cached_dir(cd).is_dir():
-                        next_level.append(cd)
-            level = list(dict.fromkeys(next_level))
-        return tree
+                    if known is not None:
+                        found[d] = known
+            fetched = parse_directories(self.cas.read_many(d for d in level if d not in found), re_pb2.Directory)
+            for d, directory in fetched.items():
+                self._remember(d, directory)
+            found.update(fetched)
+            return found
+
+        return dict(walk_directories(root, fetch, prune=lambda d: self._cached_dir(d).is_dir()))
 
     def _remember(self, digest: BlobDigest, directory: re_pb2.Directory) -> None:
         with self._lock:

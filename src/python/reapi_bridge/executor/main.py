@@ -16,9 +16,10 @@ from typing import Dict, List, Optional
 import grpc
 
 from reapi_bridge.executor.action_root import ActionRootError, action_root, check_reachable, reachable_copy
-from reapi_bridge.executor.action_runner import ActionRunner, CommandWrapper, Direct, RunAs
+from reapi_bridge.executor.action_runner import ActionRunner, RunAs
+from reapi_bridge.executor.wrappers import CommandWrapper, Direct
 from reapi_bridge.executor.bot import BotSlot
-from reapi_bridge.client.cas import CasClient
+from reapi_bridge.client.client import Client
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class Executor:
         wrapper = command_wrapper(options, self.action_root, run_as)
         address = options.bridge.replace("grpc://", "")
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        cas = CasClient(self.channel, options.instance)
+        cas = Client(self.channel, options.instance)
         materializer = InputMaterializer(cas, self.action_root / "cache", max_bytes=options.cache_max_bytes)
         # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
         sandboxes = self.action_root / "sandboxes"

@@ -25,9 +25,6 @@ def digest_file(path: Path) -> BlobDigest:
     return BlobDigest(h.hexdigest(), size)
 
 
-def _proto(d: BlobDigest) -> re_pb2.Digest:
-    return re_pb2.Digest(hash=d.hash, size_bytes=d.size)
-
 
 def _is_executable(st: os.stat_result) -> bool:
     return bool(st.st_mode & stat.S_IXUSR)
@@ -46,11 +43,11 @@ def directory_message(path: Path, blobs: Blobs, children: Dict[BlobDigest, re_pb
             d = BlobDigest.of(data)
             children[d] = sub
             blobs[d] = data
-            directory.directories.add(name=entry.name, digest=_proto(d))
+            directory.directories.add(name=entry.name, digest=d.to_proto(re_pb2.Digest))
         elif entry.is_file():
             d = digest_file(p)
             blobs[d] = p
-            directory.files.add(name=entry.name, digest=_proto(d), is_executable=_is_executable(entry.stat()))
+            directory.files.add(name=entry.name, digest=d.to_proto(re_pb2.Digest), is_executable=_is_executable(entry.stat()))
     return directory
 
 
@@ -85,12 +82,12 @@ def collect_outputs(workdir: Path, command: re_pb2.Command) -> CollectedOutputs:
             root_digest = BlobDigest.of(root_data)
             out.blobs[root_digest] = root_data
             out.directories.append(
-                re_pb2.OutputDirectory(path=rel, tree_digest=_proto(d), root_directory_digest=_proto(root_digest))
+                re_pb2.OutputDirectory(path=rel, tree_digest=d.to_proto(re_pb2.Digest), root_directory_digest=root_digest.to_proto(re_pb2.Digest))
             )
         elif path.is_file() and kind in ("any", "file"):
             d = digest_file(path)
             out.blobs[d] = path
             out.files.append(
-                re_pb2.OutputFile(path=rel, digest=_proto(d), is_executable=_is_executable(path.stat()))
+                re_pb2.OutputFile(path=rel, digest=d.to_proto(re_pb2.Digest), is_executable=_is_executable(path.stat()))
             )
     return out

@@ -29,7 +29,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, FrozenSet, List, Optional, Tuple
 
+from google.rpc import code_pb2
+
 from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.config import ExecutionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +42,19 @@ QUEUED = "QUEUED"
 EXECUTING = "EXECUTING"
 COMPLETED = "COMPLETED"
 
+LEASE_PENDING = "PENDING"
+LEASE_ACTIVE = "ACTIVE"
+LEASE_CANCELLED = "CANCELLED"
+
 
 def describe_platform(platform: Platform) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(platform)) or "(no properties)"
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
-    max_attempts: int = 3
-    lease_timeout_seconds: float = 30.0
-    unmatched_grace_seconds: float = 30.0
-    operation_retention_seconds: float = 600.0
-    abandoned_grace_seconds: float = 10.0
+# The scheduler's settings are the [execution] table's (max_attempts, lease_timeout_seconds,
+# unmatched_grace_seconds, operation_retention_seconds, abandoned_grace_seconds); config.py
+# declares each with its default and meaning.
+SchedulerSettings = ExecutionConfig
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Job:
     cancel_requested: bool = False
     version: int = 0
     watchers: int = 0  # Execute / WaitExecution streams waiting on it now
+    finishing: bool = False  # a successful result is being cached; done right after
     unwatched_since: Optional[float] = None
 
     @property
@@ -220,7 +225,7 @@ class Scheduler:
     def _cancel(self, job: Job, message: str) -> None:
         queue = self._queues.get(job.platform)
         if job.stage == QUEUED and queue is not None and queue.remove(job):
-            self._finish(job, JobOutcome(None, status_code=1, message=message))
+            self._finish(job, JobOutcome(None, status_code=code_pb2.CANCELLED, message=message))
         else:
             job.cancel_requested = True
             self._bump(job)
@@ -302,12 +307,51 @@ class Scheduler:
         return job
 
     def complete(self, session: Optional[ExecutorSession], job: Job, outcome: JobOutcome) -> None:
+        """Ends a job with its outcome. A successful result first goes to `on_success` (the
+        action cache), outside the scheduler's lock, and only then do waiters see the job done,
+        so a client that saw it done finds the result cached."""
         with self._cv:
             if session is not None:
                 session.jobs.pop(job.name, None)
-            if job.done:
+                session.acked.discard(job.name)
+            if job.done or job.finishing:
                 return
+            if self._on_success is None or outcome.result is None or outcome.status_code != code_pb2.OK:
+                self._finish(job, outcome)
+                return
+            job.finishing = True  # a repeated report is ignored from here on
+            job.outcome = outcome  # not visible yet: clients read it once the job is done
+        try:
+            self._on_success(job)
+        except Exception:  # a failed cache write must not lose the result
+            logger.exception("could not cache the result of %s", job.action_digest)
+        with self._cv:
             self._finish(job, outcome)
+
+    def acknowledge(self, session: ExecutorSession, lease_id: str) -> None:
+        """The executor reported the lease ACTIVE: it has started the job."""
+        with self._cv:
+            if lease_id in session.jobs:
+                session.acked.add(lease_id)
+
+    def leased_job(self, session: ExecutorSession, lease_id: str) -> Optional[Job]:
+        with self._cv:
+            return session.jobs.get(lease_id)
+
+    def leases(self, session: ExecutorSession) -> List[Tuple[Job, str]]:
+        """The session's leases now, each with its state: PENDING (handed out, not yet
+        acknowledged), ACTIVE, or CANCELLED (the client cancelled; the executor must stop)."""
+        with self._cv:
+            out = []
+            for job in session.jobs.values():
+                if job.cancel_requested:
+                    state = LEASE_CANCELLED
+                elif job.name in session.acked:
+                    state = LEASE_ACTIVE
+                else:
+                    state = LEASE_PENDING
+                out.append((job, state))
+            return out
 
     # ----------------------------------------------------------------------------- upkeep
 
@@ -341,7 +385,7 @@ class Scheduler:
                             job,
                             JobOutcome(
                                 None,
-                                status_code=9,  # FAILED_PRECONDITION
+                                status_code=code_pb2.FAILED_PRECONDITION,
                                 message=(
                                     f"no executor offers the platform {describe_platform(platform)} "
                                     f"(waited {self.settings.unmatched_grace_seconds:g}s; executors "
@@ -373,13 +417,13 @@ class Scheduler:
                 continue
             job.lost_by.append(session.executor_id)
             if job.cancel_requested:
-                self._finish(job, JobOutcome(None, status_code=1, message="cancelled by the client"))
+                self._finish(job, JobOutcome(None, status_code=code_pb2.CANCELLED, message="cancelled by the client"))
             elif job.attempts >= self.settings.max_attempts:
                 self._finish(
                     job,
                     JobOutcome(
                         None,
-                        status_code=14,  # UNAVAILABLE
+                        status_code=code_pb2.UNAVAILABLE,
                         message=(
                             f"action {job.action_digest} was lost by {job.attempts} executor(s) "
                             f"({', '.join(job.lost_by)}); giving up after {job.attempts} attempts"
@@ -403,11 +447,6 @@ class Scheduler:
         if self._in_flight.get(key) is job:
             del self._in_flight[key]
         self._bump(job)
-        if self._on_success is not None and outcome.result is not None and outcome.status_code == 0:
-            try:
-                self._on_success(job)
-            except Exception:  # a failed cache write must not lose the result
-                logger.exception("could not cache the result of %s", job.action_digest)
 
     def _bump(self, job: Job) -> None:
         job.version += 1

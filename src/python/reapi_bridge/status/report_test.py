@@ -2,7 +2,7 @@
 listed beneath it."""
 
 from reapi_bridge.protos.crossbuild.bridge.v1 import status_pb2
-from reapi_bridge.status.service import format_report
+from reapi_bridge.status.report import format_report
 
 ARM = {"OSFamily": "linux", "ISA": "arm-a64"}
 X86 = {"OSFamily": "linux", "ISA": "x86-64"}

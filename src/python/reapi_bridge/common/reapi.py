@@ -1,0 +1,14 @@
+"""Small REAPI rules every service applies the same way."""
+
+from __future__ import annotations
+
+from reapi_bridge.common.errors import InvalidArgument
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+
+SUPPORTED_DIGEST_FUNCTIONS = (re_pb2.DigestFunction.UNKNOWN, re_pb2.DigestFunction.SHA256)
+
+
+def require_sha256(digest_function: int) -> None:
+    """UNKNOWN (a client that predates the field) means SHA-256; anything else is refused."""
+    if digest_function not in SUPPORTED_DIGEST_FUNCTIONS:
+        raise InvalidArgument("only the SHA256 digest function is supported")

@@ -1,0 +1,60 @@
+"""The one walk over a Directory tree held in a CAS, wherever the blobs come from.
+
+REAPI stores an input root as Directory messages that name their children by digest. The
+walk goes level by level (breadth first), fetching each level's directories in one call, and
+visits each directory once however often it is shared. Callers supply the fetch (the bridge's
+own store, a remote CAS in batches, a memo in front of either) and may prune children.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
+
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.common.errors import InvalidArgument
+
+# digests of one level -> the Directory messages found; absent ones are left out.
+Fetch = Callable[[Sequence[BlobDigest]], Dict[BlobDigest, object]]
+
+
+def walk_directories(
+    root: BlobDigest,
+    fetch: Fetch,
+    prune: Callable[[BlobDigest], bool] = lambda digest: False,
+) -> Iterator[Tuple[BlobDigest, object]]:
+    """Yields (digest, Directory) for root and every directory below it, breadth first in the
+    order children are listed, each once. A directory `fetch` does not return is skipped with
+    everything below it (the caller decides whether that is an error); a child for which
+    `prune` says True is not fetched."""
+    seen = {root}
+    level: List[BlobDigest] = [root]
+    while level:
+        found = fetch(level)
+        next_level: List[BlobDigest] = []
+        for digest in level:
+            directory = found.get(digest)
+            if directory is None:
+                continue
+            yield digest, directory
+            for child in directory.directories:
+                child_digest = BlobDigest.from_proto(child.digest)
+                if child_digest not in seen and not prune(child_digest):
+                    seen.add(child_digest)
+                    next_level.append(child_digest)
+        level = next_level
+
+
+def parse_directories(blobs: Dict[BlobDigest, bytes], directory_cls) -> Dict[BlobDigest, object]:
+    """Directory messages from their serialised blobs; a blob that is not one is INVALID_ARGUMENT."""
+    parsed = {}
+    for digest, data in blobs.items():
+        try:
+            parsed[digest] = directory_cls.FromString(data)
+        except Exception:
+            raise InvalidArgument(f"blob {digest} is not a valid {directory_cls.__name__}")
+    return parsed
+
+
+def file_digests(directories: Iterable[object]) -> List[BlobDigest]:
+    """The digests of every file in the given Directory messages (with repeats)."""
+    return [BlobDigest.from_proto(f.digest) for d in directories for f in d.files]

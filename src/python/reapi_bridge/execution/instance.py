@@ -1,0 +1,209 @@
+"""What Execute means on this bridge, as a plain object (no gRPC): the cache lookup, the check
+that every input is in the CAS, the timeout policy, the job handed to the scheduler, and what
+enters the action cache once an executor reports a result.
+
+Pants only recovers from missing inputs if told exactly which, so a missing Action, Command,
+Directory or file is reported, all of them, before anything is queued.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from google.protobuf import duration_pb2
+
+from reapi_bridge.actioncache.store import ActionCache
+from reapi_bridge.cas.store import ContentAddressableStorage
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.common.errors import InvalidArgument, NotFound
+from reapi_bridge.common.instances import InstanceRegistry
+from reapi_bridge.common.reapi import require_sha256
+from reapi_bridge.common.tree import file_digests, parse_directories, walk_directories
+from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+from reapi_bridge.scheduler.scheduler import Job, Platform, Scheduler
+
+# How often a quiet Execute stream still sends the operation, so clients see it alive.
+KEEPALIVE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    instance_name: str
+    action_digest: re_pb2.Digest  # checked after the instance and digest function
+    skip_cache_lookup: bool = False
+    digest_function: int = 0
+    client: str = ""  # RequestMetadata.tool_invocation_id, else the peer: queues take turns by it
+
+
+@dataclass(frozen=True)
+class ExecuteStart:
+    """How an Execute begins: served from the cache, refused for missing inputs, or queued."""
+
+    action_digest: BlobDigest
+    cached: Optional[re_pb2.ActionResult] = None
+    missing: Tuple[BlobDigest, ...] = ()
+    job: Optional[Job] = None
+
+
+def platform_of(action: re_pb2.Action, command: re_pb2.Command) -> Platform:
+    """Action.platform, falling back to Command.platform (which is all Pants sets)."""
+    props = action.platform.properties or command.platform.properties
+    return frozenset((p.name, p.value) for p in props)
+
+
+def should_cache(job: Job) -> bool:
+    """Only a cacheable action's successful result (exit code 0) enters the action cache."""
+    result = job.outcome.result if job.outcome else None
+    return job.cacheable and result is not None and result.exit_code == 0
+
+
+def cache_successful_result(action_cache: ActionCache) -> Callable[[Job], None]:
+    """The scheduler's `on_success`: what enters the action cache when an executor reports a
+    result (called before anyone sees the job done, outside the scheduler's lock)."""
+
+    def record(job: Job) -> None:
+        if should_cache(job):
+            action_cache.put(job.instance, job.action_digest, job.outcome.result)
+
+    return record
+
+
+class Watch:
+    """One client stream following a job. The scheduler counts watchers to cancel abandoned
+    jobs; `release` (idempotent) ends the watch, from the stream or from a disconnect callback."""
+
+    def __init__(self, scheduler: Scheduler, job: Job) -> None:
+        self._scheduler = scheduler
+        self.job = job
+        self._released = threading.Lock()
+        scheduler.watch(job)
+
+    def release(self) -> None:
+        if self._released.acquire(blocking=False):
+            self._scheduler.unwatch(self.job)
+
+    def updates(self, still_wanted: Callable[[], bool], keepalive: float = KEEPALIVE_SECONDS) -> Iterator[Job]:
+        """The job each time it changes, and every `keepalive` seconds while it does not; ends
+        after the job is done, when the caller is gone, or when the bridge shuts down."""
+        try:
+            version = -1
+            while still_wanted() and not self._scheduler.is_shut_down:
+                current = self.job.version
+                if current != version:
+                    version = current
+                    yield self.job
+                    if self.job.done:
+                        return
+                if self._scheduler.wait_for_change(self.job, version, keepalive) == version:
+                    yield self.job  # keep-alive
+        finally:
+            self.release()
+
+
+class ExecutionInstance:
+    def __init__(
+        self,
+        cas: ContentAddressableStorage,
+        action_cache: ActionCache,
+        scheduler: Scheduler,
+        instances: InstanceRegistry,
+        default_timeout_seconds: float,
+        max_timeout_seconds: float,
+    ) -> None:
+        self.cas = cas
+        self.action_cache = action_cache
+        self.scheduler = scheduler
+        self.instances = instances
+        self.default_timeout = default_timeout_seconds
+        self.max_timeout = max_timeout_seconds
+
+    # ----------------------------------------------------------------------------- Execute
+
+    def execute(self, request: ExecuteRequest) -> ExecuteStart:
+        self.instances.require(request.instance_name)
+        require_sha256(request.digest_function)
+        action_digest = BlobDigest.from_proto(request.action_digest)
+        if not request.skip_cache_lookup:
+            hit = self.action_cache.get(request.instance_name, action_digest)
+            if hit is not None:
+                return ExecuteStart(action_digest, cached=hit)
+        missing: List[BlobDigest] = []
+        action = self._load(action_digest, re_pb2.Action, missing)
+        command = None
+        if action is not None:
+            command = self._load(BlobDigest.from_proto(action.command_digest), re_pb2.Command, missing)
+            missing.extend(self._missing_inputs(BlobDigest.from_proto(action.input_root_digest)))
+        if missing:
+            return ExecuteStart(action_digest, missing=tuple(sorted(set(missing))))
+        assert action is not None and command is not None
+        self._apply_timeout_policy(action)
+        job = self.scheduler.submit(
+            Job(
+                instance=request.instance_name,
+                action_digest=action_digest,
+                action=action,
+                platform=platform_of(action, command),
+                client=request.client,
+                cacheable=not action.do_not_cache,
+            )
+        )
+        return ExecuteStart(action_digest, job=job)
+
+    def _apply_timeout_policy(self, action: re_pb2.Action) -> None:
+        requested = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+        if requested > self.max_timeout:
+            raise InvalidArgument(
+                f"action timeout {requested:g}s is over the bridge's maximum of {self.max_timeout:g}s"
+            )
+        if requested <= 0:
+            action.timeout.CopyFrom(duration_pb2.Duration(seconds=int(self.default_timeout)))
+
+    def _load(self, digest: BlobDigest, message_cls, missing: List[BlobDigest]):
+        blobs = self._present([digest])
+        if digest not in blobs:
+            missing.append(digest)
+            return None
+        try:
+            return message_cls.FromString(blobs[digest])
+        except Exception:
+            raise InvalidArgument(f"blob {digest} is not a valid {message_cls.__name__}")
+
+    def _present(self, digests: Sequence[BlobDigest]) -> Dict[BlobDigest, bytes]:
+        found = {}
+        for digest in digests:
+            if not self.cas.contains(digest):
+                continue
+            try:
+                found[digest] = self.cas.read_bytes(digest)
+            except NotFound:  # evicted between the two calls
+                continue
+        return found
+
+    def _missing_inputs(self, root: BlobDigest) -> List[BlobDigest]:
+        """Every Directory and file of the input tree that is not in the CAS."""
+        absent: List[BlobDigest] = []
+
+        def fetch(level):
+            found = parse_directories(self._present(level), re_pb2.Directory)
+            absent.extend(d for d in level if d not in found)
+            return found
+
+        directories = [directory for _, directory in walk_directories(root, fetch)]
+        return absent + self.cas.find_missing(sorted(set(file_digests(directories))))
+
+    # ----------------------------------------------------------------------------- operations
+
+    def job(self, name: str) -> Job:
+        job = self.scheduler.job(name)
+        if job is None:
+            raise NotFound(f"operation {name!r} is unknown or has expired")
+        return job
+
+    def cancel(self, name: str) -> None:
+        self.job(name)
+        self.scheduler.cancel(name)
+
+    def watch(self, job: Job) -> Watch:
+        return Watch(self.scheduler, job)
