@@ -17,15 +17,8 @@ INSTANCES = (InstanceConfig(""), InstanceConfig("ci/main", allow_client_writes=F
 
 
 @pytest.fixture
-def bridge(tmp_path):
-    with running_bridge(make_test_config(tmp_path / "state", INSTANCES)) as b:
-        yield b
-
-
-@pytest.fixture
-def client(bridge):
-    with client_for(f"127.0.0.1:{bridge.port}") as c:
-        yield c
+def bridge_config(tmp_path):
+    return make_test_config(tmp_path / "state", INSTANCES)
 
 
 def status_of(excinfo) -> grpc.StatusCode:

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -330,6 +331,31 @@ def _shell_quote(arg: str) -> str:
 # --------------------------------------------------------------------------------------------
 # BuildGrid
 # --------------------------------------------------------------------------------------------
+
+
+REQUIRE_ENV_VAR = "CROSSBUILD_REQUIRE_BUILDGRID"
+
+
+@dataclass(frozen=True)
+class BuildGridAvailability:
+    """Whether a test module can run against BuildGrid here: its venv, or why it is skipped
+    (never skipped when CROSSBUILD_REQUIRE_BUILDGRID is set: .ci/run makes absence a failure)."""
+
+    venv: Optional[Path]
+    skip: bool
+    reason: str
+
+
+def buildgrid_availability(test_name: str) -> BuildGridAvailability:
+    venv = find_buildgrid_venv()
+    reason = (
+        f"BuildGrid venv not found (${VENV_ENV_VAR}, or .crossbuild/buildgrid-exec-venv above cwd "
+        f"{os.getcwd()}): {INSTALL_HINT}, or set {REQUIRE_ENV_VAR}=1 to make this a failure"
+    )
+    skip = venv is None and not os.environ.get(REQUIRE_ENV_VAR)
+    if skip:
+        print(f"{test_name}: SKIPPING: {reason}", file=sys.stderr)
+    return BuildGridAvailability(venv, skip, reason)
 
 
 def find_buildgrid_venv(start: Optional[StrPath] = None) -> Optional[Path]:

@@ -20,31 +20,14 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 
-from reapi_bridge_testing.buildgrid import (
-    INSTALL_HINT,
-    VENV_ENV_VAR,
-    BuildGridServer,
-    PostgresServer,
-    find_buildgrid_venv,
-)
+from reapi_bridge_testing.buildgrid import BuildGridServer, PostgresServer, buildgrid_availability
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 
-REQUIRE_ENV_VAR = "CROSSBUILD_REQUIRE_BUILDGRID"
-
-_VENV = find_buildgrid_venv()
-_SKIP_REASON = (
-    f"BuildGrid venv not found (${VENV_ENV_VAR}, or .crossbuild/buildgrid-exec-venv above cwd "
-    f"{os.getcwd()}): {INSTALL_HINT}, or set {REQUIRE_ENV_VAR}=1 to make this a failure"
-)
-if _VENV is None and not os.environ.get(REQUIRE_ENV_VAR):
-    print(f"buildgrid_harness_test: SKIPPING: {_SKIP_REASON}", file=sys.stderr)
-
-pytestmark = pytest.mark.skipif(
-    _VENV is None and not os.environ.get(REQUIRE_ENV_VAR),
-    reason=_SKIP_REASON,
-)
+_BUILDGRID = buildgrid_availability("buildgrid_harness_test")
+_VENV = _BUILDGRID.venv
+pytestmark = pytest.mark.skipif(_BUILDGRID.skip, reason=_BUILDGRID.reason)
 
 PLATFORM = re_pb2.Platform(
     properties=[

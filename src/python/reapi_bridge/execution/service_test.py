@@ -30,8 +30,8 @@ ABANDONED_GRACE_SECONDS = 1
 
 
 @pytest.fixture
-def bridge(tmp_path):
-    config = BridgeConfig(
+def bridge_config(tmp_path):
+    return BridgeConfig(
         server=ServerConfig(listen="127.0.0.1:0", state_dir=tmp_path / "state", max_workers=32),
         execution=ExecutionConfig(
             lease_timeout_seconds=5,
@@ -40,31 +40,6 @@ def bridge(tmp_path):
             abandoned_grace_seconds=ABANDONED_GRACE_SECONDS,
         ),
     )
-    with running_bridge(config) as b:
-        yield b
-
-
-@pytest.fixture
-def open_dir():
-    with traversable_temp_dir() as d:
-        yield d
-
-
-@pytest.fixture
-def executor(bridge, open_dir):
-    with running_executor(f"127.0.0.1:{bridge.port}", open_dir) as ex:
-        yield ex
-
-
-@pytest.fixture
-def address(bridge) -> str:
-    return f"127.0.0.1:{bridge.port}"
-
-
-@pytest.fixture
-def client(address):
-    with client_for(address) as c:
-        yield c
 
 
 def actions_run(executor: Executor) -> int:

@@ -30,31 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from reapi_bridge_testing.buildgrid import (
-    INSTALL_HINT,
-    VENV_ENV_VAR,
-    BuildGridServer,
-    PostgresServer,
-    find_buildgrid_venv,
-)
+from reapi_bridge_testing.buildgrid import BuildGridServer, PostgresServer, buildgrid_availability
 from reapi_bridge.executor.main import Executor, ExecutorOptions
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge_testing.bridge import client_for, execute, make_action, wait_until
 
-REQUIRE_ENV_VAR = "CROSSBUILD_REQUIRE_BUILDGRID"
-
-_VENV = find_buildgrid_venv()
-_SKIP_REASON = (
-    f"BuildGrid venv not found (${VENV_ENV_VAR}, or .crossbuild/buildgrid-exec-venv above cwd "
-    f"{os.getcwd()}): {INSTALL_HINT}, or set {REQUIRE_ENV_VAR}=1 to make this a failure"
-)
-if _VENV is None and not os.environ.get(REQUIRE_ENV_VAR):
-    print(f"buildgrid_interop_test: SKIPPING: {_SKIP_REASON}", file=sys.stderr)
-
-pytestmark = pytest.mark.skipif(
-    _VENV is None and not os.environ.get(REQUIRE_ENV_VAR),
-    reason=_SKIP_REASON,
-)
+_BUILDGRID = buildgrid_availability("buildgrid_interop_test")
+_VENV = _BUILDGRID.venv
+pytestmark = pytest.mark.skipif(_BUILDGRID.skip, reason=_BUILDGRID.reason)
 
 X86 = {"OSFamily": "linux", "ISA": "x86-64"}
 ARM = {"OSFamily": "linux", "ISA": "arm-a64"}

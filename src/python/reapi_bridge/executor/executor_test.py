@@ -25,34 +25,6 @@ from reapi_bridge_testing.bridge import (
 X86 = {"OSFamily": "linux", "ISA": "x86-64"}
 
 
-@pytest.fixture
-def bridge(tmp_path):
-    config = BridgeConfig(
-        server=ServerConfig(listen="127.0.0.1:0", state_dir=tmp_path / "state", max_workers=32),
-        execution=ExecutionConfig(lease_timeout_seconds=5, unmatched_grace_seconds=2),
-    )
-    with running_bridge(config) as b:
-        yield b
-
-
-@pytest.fixture
-def open_dir():
-    with traversable_temp_dir() as d:
-        yield d
-
-
-@pytest.fixture
-def executor(bridge, open_dir):
-    with running_executor(f"127.0.0.1:{bridge.port}", open_dir) as ex:
-        yield ex
-
-
-@pytest.fixture
-def client(bridge):
-    with client_for(f"127.0.0.1:{bridge.port}") as c:
-        yield c
-
-
 def test_runs_action_and_caches_result(client, executor, bridge):
     action = make_action(
         client,
