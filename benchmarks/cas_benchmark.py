@@ -62,7 +62,7 @@ from reapi_bridge.protos.build.bazel.remote.execution.v2 import (
     remote_execution_pb2,
     remote_execution_pb2_grpc,
 )
-from reapi_bridge.protos.google.bytestream import bytestream_pb2, bytestream_pb2_grpc
+from reapi_bridge.client.client import Client
 
 MIB = 1 << 20
 MB = 1_000_000
@@ -294,83 +294,46 @@ class RssSampler:
 # --- client workload -----------------------------------------------------------------------
 
 
-class CasClient:
-    """The client side of the workload: one call per method, raising on any wrong answer."""
-
-    def __init__(
-        self, channel: grpc.Channel, capabilities: remote_execution_pb2.ServerCapabilities
-    ):
-        self.cas = remote_execution_pb2_grpc.ContentAddressableStorageStub(channel)
-        self.bytestream = bytestream_pb2_grpc.ByteStreamStub(channel)
-        advertised = capabilities.cache_capabilities.max_batch_total_size_bytes
-        self.batch_limit = advertised or DEFAULT_BATCH_LIMIT
-
-    def write(self, data: bytes, digest: Digest) -> None:
-        resource = resource_name(f"uploads/{uuid.uuid4()}/blobs/{digest.hash}/{digest.size_bytes}")
-        response = self.bytestream.Write(write_requests(resource, data))
-        if response.committed_size != len(data):
-            raise BenchError(f"committed_size {response.committed_size}, expected {len(data)}")
-
-    def read(self, digest: Digest) -> None:
-        resource = resource_name(f"blobs/{digest.hash}/{digest.size_bytes}")
-        hasher, size = hashlib.sha256(), 0
-        for response in self.bytestream.Read(bytestream_pb2.ReadRequest(resource_name=resource)):
-            hasher.update(response.data)
-            size += len(response.data)
-        if size != digest.size_bytes or hasher.hexdigest() != digest.hash:
-            raise BenchError(
-                f"read {size} bytes hashing {hasher.hexdigest()[:12]}..., not the blob"
-            )
-
-    def batch_update(self, blobs: Sequence[Tuple[Digest, bytes]]) -> None:
-        request = remote_execution_pb2.BatchUpdateBlobsRequest(instance_name=INSTANCE_NAME)
-        for digest, data in blobs:
-            request.requests.add(digest=digest, data=data)
-        for response in self.cas.BatchUpdateBlobs(request).responses:
-            if response.status.code != 0:
-                raise BenchError(
-                    f"BatchUpdateBlobs status {response.status.code}: {response.status.message}"
-                )
-
-    def batches(
-        self, blobs: Sequence[Tuple[Digest, bytes]]
-    ) -> Iterator[List[Tuple[Digest, bytes]]]:
-        budget = int(self.batch_limit * BATCH_FILL)
-        batch: List[Tuple[Digest, bytes]] = []
-        used = 0
-        for digest, data in blobs:
-            cost = len(data) + 100
-            if batch and used + cost > budget:
-                yield batch
-                batch, used = [], 0
-            batch.append((digest, data))
-            used += cost
-        if batch:
+def batches(client: Client, blobs: Sequence[Tuple[Digest, bytes]]) -> Iterator[List[Tuple[Digest, bytes]]]:
+    """The blobs in BatchUpdateBlobs-sized groups, under BATCH_FILL of the server's limit."""
+    budget = int(client.batch_limit * BATCH_FILL)
+    batch: List[Tuple[Digest, bytes]] = []
+    used = 0
+    for digest, data in blobs:
+        cost = len(data) + 100
+        if batch and used + cost > budget:
             yield batch
-
-    def find_missing(self, digests: Sequence[Digest]) -> List[Digest]:
-        request = remote_execution_pb2.FindMissingBlobsRequest(
-            instance_name=INSTANCE_NAME, blob_digests=digests
-        )
-        return list(self.cas.FindMissingBlobs(request).missing_blob_digests)
-
-
-def resource_name(path: str) -> str:
-    """A ByteStream resource name: the instance name, if not empty, then path."""
-    return f"{INSTANCE_NAME}/{path}" if INSTANCE_NAME else path
+            batch, used = [], 0
+        batch.append((digest, data))
+        used += cost
+    if batch:
+        yield batch
 
 
-def write_requests(resource: str, data: bytes) -> Iterator[bytestream_pb2.WriteRequest]:
-    """1 MiB WriteRequests, made lazily so the client holds one chunk copy at a time."""
-    view = memoryview(data)
-    for offset in range(0, len(data), CHUNK_BYTES):
-        chunk = bytes(view[offset : offset + CHUNK_BYTES])
-        yield bytestream_pb2.WriteRequest(
-            resource_name=resource if offset == 0 else "",
-            write_offset=offset,
-            finish_write=offset + len(chunk) == len(data),
-            data=chunk,
-        )
+def write_blob(client: Client, data: bytes, digest: Digest) -> None:
+    client.stream_upload(data, digest)
+
+
+def read_blob(client: Client, digest: Digest) -> None:
+    """ByteStream Read of the whole blob, hashed as it arrives."""
+    hasher, size = hashlib.sha256(), 0
+    for chunk in client.stream_chunks(digest):
+        hasher.update(chunk)
+        size += len(chunk)
+    if size != digest.size_bytes or hasher.hexdigest() != digest.hash:
+        raise BenchError(f"read {size} bytes hashing {hasher.hexdigest()[:12]}..., not the blob")
+
+
+def find_missing(client: Client, digests: Sequence[Digest]) -> List[Digest]:
+    """One FindMissingBlobs call on the digests as they are (the figure is this call's time)."""
+    request = remote_execution_pb2.FindMissingBlobsRequest(instance_name=INSTANCE_NAME, blob_digests=digests)
+    return list(client.cas.FindMissingBlobs(request).missing_blob_digests)
+
+
+def bench_client(channel: grpc.Channel, capabilities: remote_execution_pb2.ServerCapabilities) -> Client:
+    client = Client(channel, INSTANCE_NAME)
+    client.batch_limit = capabilities.cache_capabilities.max_batch_total_size_bytes or DEFAULT_BATCH_LIMIT
+    return client
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -379,30 +342,30 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def bench_writes(client: CasClient, size: int, written: List[Digest]) -> float:
+def bench_writes(client: Client, size: int, written: List[Digest]) -> float:
     """Best MB/s of REPETITIONS writes, each of a fresh random blob; records what was written."""
     best = 0.0
     for _ in range(REPETITIONS):
         data = os.urandom(size)
         digest = sha256_digest(data)
-        best = max(best, mb_per_s(size, timed(lambda: client.write(data, digest))))
+        best = max(best, mb_per_s(size, timed(lambda: write_blob(client, data, digest))))
         written.append(digest)
     return best
 
 
-def bench_reads(client: CasClient, written: List[Digest], size: int) -> float:
+def bench_reads(client: Client, written: List[Digest], size: int) -> float:
     if not written:
         raise BenchError("no blob was written")
-    seconds = [timed(lambda: client.read(written[i % len(written)])) for i in range(REPETITIONS)]
+    seconds = [timed(lambda: read_blob(client, written[i % len(written)])) for i in range(REPETITIONS)]
     return mb_per_s(size, min(seconds))
 
 
-def bench_find_missing(client: CasClient, workload: Workload) -> float:
+def bench_find_missing(client: Client, workload: Workload) -> float:
     """Median ms of FindMissingBlobs over present + absent digests, shuffled together."""
     rng = random.Random(1)
     present = small_blobs(rng, workload.present_blobs)
-    for batch in client.batches(present):
-        client.batch_update(batch)
+    for batch in batches(client, present):
+        client.upload_batch(batch)
     absent = [digest for digest, _ in small_blobs(rng, workload.absent_blobs)]
     query = [d for d, _ in present] + absent
     rng.shuffle(query)
@@ -410,7 +373,7 @@ def bench_find_missing(client: CasClient, workload: Workload) -> float:
     seconds = []
     for _ in range(FMB_RUNS):
         start = time.perf_counter()
-        missing = client.find_missing(query)
+        missing = find_missing(client, query)
         seconds.append(time.perf_counter() - start)
         check_missing(missing, expected)
     return statistics.median(seconds) * 1000
@@ -425,18 +388,18 @@ def check_missing(missing: Sequence[Digest], expected: set) -> None:
         )
 
 
-def bench_single_updates(client: CasClient, workload: Workload) -> float:
+def bench_single_updates(client: Client, workload: Workload) -> float:
     """Requests/s of one-blob BatchUpdateBlobs calls issued by `concurrency` threads."""
     blobs = small_blobs(random.Random(2), workload.single_updates)
     with ThreadPoolExecutor(max_workers=workload.concurrency) as pool:
         start = time.perf_counter()
-        list(pool.map(lambda blob: client.batch_update([blob]), blobs))
+        list(pool.map(lambda blob: client.upload_batch([blob]), blobs))
         elapsed = time.perf_counter() - start
     return workload.single_updates / elapsed
 
 
 def run_workload(
-    server: ServerProcess, client: CasClient, workload: Workload, figures: Figures
+    server: ServerProcess, client: Client, workload: Workload, figures: Figures
 ) -> None:
     written: List[Digest] = []
     measure(figures, "rss_idle_mib", lambda: server.rss_bytes() / MIB)
@@ -492,7 +455,7 @@ def bench_server(
         print(
             f"[{LABELS[name]}] serving on {server.address}; running the workload", file=sys.stderr
         )
-        run_workload(server, CasClient(server.channel, capabilities), workload, figures)
+        run_workload(server, bench_client(server.channel, capabilities), workload, figures)
         if server.proc.poll() is not None:
             error = f"exited with {server.proc.returncode} during the run: {server.log_tail()}"
             figures["server"] = Figure(error=error)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from reapi_bridge.common.digests import BlobDigest
-from reapi_bridge.client.cas import CasClient
+from reapi_bridge.client.client import Client
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 from reapi_bridge_testing.bridge import client_for, make_test_config, running_bridge, upload_directory
 
@@ -50,7 +50,7 @@ def main() -> None:
             roots = []
             for salt in ("a", "b", "c"):
                 roots.append(BlobDigest.from_proto(upload_directory(client, tree(args.files, salt))))
-            cas = CasClient(client.channel)
+            cas = Client(client.channel)
             m = InputMaterializer(cas, work / "cache")
             cold = timed(lambda: m.materialize(roots[0], work / "s1"))
             warm1 = timed(lambda: m.materialize(roots[1], work / "s2"))

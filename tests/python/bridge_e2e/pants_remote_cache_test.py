@@ -9,7 +9,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from bridge_e2e.pants_runner import PEX, python311, run_pants
+from bridge_e2e.pants_runner import PEX, python311, run_pants, write_pants_project
 
 TESTS = ["alpha", "beta", "gamma", "delta"]
 
@@ -17,21 +17,7 @@ TESTS = ["alpha", "beta", "gamma", "delta"]
 def write_project(root: Path, address: str) -> None:
     # Each test sleeps like a real test takes time: Pants 2.17 starts the local run while it
     # looks the result up, and a test of a few milliseconds can beat any cache lookup.
-    (root / "pants.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [GLOBAL]
-            pants_version = "2.17.1"
-            backend_packages = ["pants.backend.shell"]
-            remote_cache_read = true
-            remote_cache_write = true
-            remote_store_address = "{address}"
-
-            [anonymous-telemetry]
-            enabled = false
-            """
-        )
-    )
+    global_settings = ["remote_cache_read = true", "remote_cache_write = true", f'remote_store_address = "{address}"']
     build = []
     for name in TESTS:
         (root / f"{name}.txt").write_text(f"{name}\n")
@@ -48,7 +34,7 @@ def write_project(root: Path, address: str) -> None:
                 """
             )
         )
-    (root / "BUILD").write_text("\n".join(build))
+    write_pants_project(root, backends=["pants.backend.shell"], global_settings=global_settings, build="\n".join(build))
 
 
 def test_second_run_is_served_from_the_bridge(tmp_path):

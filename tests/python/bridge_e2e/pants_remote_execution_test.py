@@ -18,82 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import bridge_command, open_temp_dir, remote_flags, run_pants
-
-ENVIRONMENTS = textwrap.dedent(
-    """\
-    local_environment(name="local")
-    remote_environment(
-        name="linux_x86_64",
-        platform="linux_x86_64",
-        extra_platform_properties=["OSFamily=linux", "ISA=x86-64"],
-        fallback_environment="local",
-        shell_setup_executable_search_paths=["/usr/bin", "/bin"],
-    )
-    remote_environment(
-        name="linux_arm64",
-        platform="linux_arm64",
-        extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
-        fallback_environment="local",
-        shell_setup_executable_search_paths=["/bin", "/usr/bin"],
-    )
-    """
-)
+from bridge_e2e.pants_runner import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
 
 
 def write_project(root: Path, commands: dict) -> None:
-    (root / "pants.toml").write_text(
-        textwrap.dedent(
-            """\
-            [GLOBAL]
-            pants_version = "2.17.1"
-            backend_packages = ["pants.backend.shell"]
-            remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"
-
-            [environments-preview.names]
-            local = "//:local"
-            linux_x86_64 = "//:linux_x86_64"
-            linux_arm64 = "//:linux_arm64"
-
-            [anonymous-telemetry]
-            enabled = false
-            """
-        )
-    )
-    targets = [ENVIRONMENTS]
+    targets = []
     for name, (environment, command) in commands.items():
         targets.append(
             f'shell_command(name="{name}", command={command!r}, tools=["uname", "sleep", "cat"], '
             f'output_files=["{name}.txt"], environment="{environment}")\n'
         )
-    (root / "BUILD").write_text("\n".join(targets))
-
-
-class Cluster:
-    def __init__(self, state: Path, config: Path):
-        self.state = state
-        self.config = config
-
-    def up(self) -> str:
-        out = subprocess.run(
-            bridge_command("up", "--state-dir", str(self.state), "--listen", "127.0.0.1:0",
-                           "--config", str(self.config), "--concurrency", "1"),
-            capture_output=True, text=True,
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
-        return out.stdout.strip().splitlines()[-1]
-
-    def pid(self, role: str) -> int:
-        state = json.loads((self.state / "cluster.json").read_text())
-        return next(p["pid"] for p in state["processes"] if p["role"] == role)
-
-    def status(self) -> str:
-        out = subprocess.run(bridge_command("status", "--state-dir", str(self.state)), capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def down(self) -> None:
-        subprocess.run(bridge_command("down", "--state-dir", str(self.state)), capture_output=True)
+    write_pants_project(
+        root, backends=["pants.backend.shell"], environments=["linux_x86_64", "linux_arm64"], build="\n".join(targets)
+    )
 
 
 def cached_workers(state: Path) -> set:

@@ -1,13 +1,15 @@
 """Helpers for tests that run Pants 2.17 itself (this interpreter's pantsbuild.pants) against
-the built reapi-bridge.pex."""
+the built reapi-bridge.pex: the bridge's command, an embedded cluster, a small Pants project."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, Optional, Sequence
 
 PEX = Path("reapi-bridge.pex").resolve()
 
@@ -62,3 +64,95 @@ def remote_flags(address: str, execution: bool = True) -> Sequence[str]:
     if execution:
         flags += ["--remote-execution", f"--remote-execution-address={address}"]
     return flags
+
+
+# The environments a test project can define, as this repository's root BUILD defines them.
+ENVIRONMENT_TARGETS = {
+    "local": 'local_environment(name="local")\n',
+    "linux_x86_64": textwrap.dedent(
+        """\
+        remote_environment(
+            name="linux_x86_64",
+            platform="linux_x86_64",
+            extra_platform_properties=["OSFamily=linux", "ISA=x86-64"],
+            fallback_environment="local",
+            shell_setup_executable_search_paths=["/usr/bin", "/bin"],
+        )
+        """
+    ),
+    "linux_arm64": textwrap.dedent(
+        """\
+        remote_environment(
+            name="linux_arm64",
+            platform="linux_arm64",
+            extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
+            fallback_environment="local",
+            shell_setup_executable_search_paths=["/bin", "/usr/bin"],
+        )
+        """
+    ),
+}
+
+
+def write_pants_project(
+    root: Path,
+    *,
+    backends: Sequence[str],
+    plugin_root: Optional[Path] = None,
+    environments: Sequence[str] = (),
+    global_settings: Sequence[str] = (),
+    sections: str = "",
+    build: str = "",
+    files: Optional[Dict[str, str]] = None,
+) -> None:
+    """A Pants 2.17 project: pants.toml (the backends, the crossbuild plugin from `plugin_root`,
+    the named `environments` plus `local`, extra [GLOBAL] lines and extra sections), a root BUILD
+    defining those environments followed by `build`, and `files` (path -> text)."""
+    names = ["local", *environments] if environments else []
+    lines = [
+        "[GLOBAL]",
+        'pants_version = "2.17.1"',
+        f"backend_packages = {json.dumps(list(backends))}",
+        'remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"',
+        'ca_certs_path = "/etc/ssl/certs/ca-certificates.crt"',
+        *global_settings,
+    ]
+    if plugin_root is not None:
+        lines.append(f'pythonpath = ["{plugin_root}"]')
+    if names:
+        lines += ["", "[environments-preview.names]", *(f'{n} = "//:{n}"' for n in names)]
+    lines += ["", "[anonymous-telemetry]", "enabled = false", ""]
+    (root / "pants.toml").write_text("\n".join(lines) + ("\n" + textwrap.dedent(sections) if sections else ""))
+    (root / "BUILD").write_text("".join(ENVIRONMENT_TARGETS[n] for n in names) + build)
+    for path, text in (files or {}).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+
+class Cluster:
+    """`reapi-bridge up` (a bridge and one executor per ISA) on a private state dir."""
+
+    def __init__(self, state: Path, config: Optional[Path] = None, concurrency: int = 1):
+        self.state = state
+        self.config = config
+        self.concurrency = concurrency
+
+    def up(self) -> str:
+        args = ["up", "--state-dir", str(self.state), "--listen", "127.0.0.1:0", "--concurrency", str(self.concurrency)]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        out = subprocess.run(bridge_command(*args), capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    def pid(self, role: str) -> int:
+        state = json.loads((self.state / "cluster.json").read_text())
+        return next(p["pid"] for p in state["processes"] if p["role"] == role)
+
+    def status(self) -> str:
+        out = subprocess.run(bridge_command("status", "--state-dir", str(self.state)), capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def down(self) -> None:
+        subprocess.run(bridge_command("down", "--state-dir", str(self.state)), capture_output=True)

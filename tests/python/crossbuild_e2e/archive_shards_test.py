@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import bridge_command, open_temp_dir, remote_flags, run_pants
+from bridge_e2e.pants_runner import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
 
 PLUGIN_ROOT = Path("pants-plugins").resolve()
 
@@ -38,64 +38,32 @@ def source_of_test(name: str, cases: int) -> str:
 
 
 def write_project(root: Path) -> None:
-    (root / "pants.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [GLOBAL]
-            pants_version = "2.17.1"
-            pythonpath = ["{PLUGIN_ROOT}"]
-            backend_packages = ["pants.backend.experimental.cc", "crossbuild"]
-            remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"
-            ca_certs_path = "/etc/ssl/certs/ca-certificates.crt"
-
-            [source]
-            root_patterns = ["/"]
-
-            [environments-preview.names]
-            local = "//:local"
-            linux_arm64 = "//:linux_arm64"
-
-            [anonymous-telemetry]
-            enabled = false
-            """
-        )
-    )
-    (root / "BUILD").write_text(
-        textwrap.dedent(
-            """\
-            local_environment(name="local")
-            remote_environment(
-                name="linux_arm64",
-                platform="linux_arm64",
-                extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
-                fallback_environment="local",
-            )
-            """
-        )
-    )
-    (root / "proj" / "mylib").mkdir(parents=True)
-    (root / "proj" / "tests").mkdir()
-    (root / "proj" / "mylib" / "lib.h").write_text(LIB_H)
-    (root / "proj" / "mylib" / "lib.c").write_text(LIB_C)
+    files = {"proj/mylib/lib.h": LIB_H, "proj/mylib/lib.c": LIB_C}
     for name, n in (("alpha", 5), ("beta", 4), ("gamma", 3)):
-        (root / "proj" / "tests" / f"{name}_test.c").write_text(source_of_test(name, n))
-    (root / "proj" / "BUILD").write_text(
-        textwrap.dedent(
-            """\
-            cc_sources(name="lib", sources=["mylib/*.c", "mylib/*.h"])
-            crossbuild_test_archive(
-                name="tests-arm64",
-                sources=["tests/*_test.c"],
-                dependencies=[":lib"],
-                include_dirs=["proj"],
-                platform="linux_arm64",
-            )
-            crossbuild_sharded_tests(
-                name="arm64", archive=":tests-arm64", shards=3, partition="count",
-                environment="linux_arm64",
-            )
-            """
+        files[f"proj/tests/{name}_test.c"] = source_of_test(name, n)
+    files["proj/BUILD"] = textwrap.dedent(
+        """\
+        cc_sources(name="lib", sources=["mylib/*.c", "mylib/*.h"])
+        crossbuild_test_archive(
+            name="tests-arm64",
+            sources=["tests/*_test.c"],
+            dependencies=[":lib"],
+            include_dirs=["proj"],
+            platform="linux_arm64",
         )
+        crossbuild_sharded_tests(
+            name="arm64", archive=":tests-arm64", shards=3, partition="count",
+            environment="linux_arm64",
+        )
+        """
+    )
+    write_pants_project(
+        root,
+        backends=["pants.backend.experimental.cc", "crossbuild"],
+        plugin_root=PLUGIN_ROOT,
+        environments=["linux_arm64"],
+        sections='[source]\nroot_patterns = ["/"]\n',
+        files=files,
     )
 
 
@@ -108,15 +76,10 @@ ALL_CASES = {f"{n}_{i}" for n, k in (("alpha", 5), ("beta", 4), ("gamma", 3)) fo
 
 @pytest.fixture
 def cluster():
-    state = open_temp_dir("crossbuild-e2e-cluster-")
-    out = subprocess.run(
-        bridge_command("up", "--state-dir", str(state), "--listen", "127.0.0.1:0", "--concurrency", "2"),
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    yield out.stdout.strip().splitlines()[-1]
-    subprocess.run(bridge_command("down", "--state-dir", str(state)), capture_output=True)
+    """The embedded cluster's address."""
+    c = Cluster(open_temp_dir("crossbuild-e2e-cluster-"), concurrency=2)
+    yield c.up()
+    c.down()
 
 
 def executed_actions(address: str) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import remote_flags, run_pants
+from bridge_e2e.pants_runner import remote_flags, run_pants, write_pants_project
 from crossbuild_e2e.archive_shards_test import cluster  # noqa: F401  (the embedded bridge and executors)
 from crossbuild.pe_headers import pe_facts
 from crossbuild.trampoline_format import FOOTER_SIZE, InterpreterKind, LauncherExit, parse_footer
@@ -79,40 +79,6 @@ ARM64_COMMAND = (
 
 def write_project(root: Path) -> None:
     files = {
-        "pants.toml": f"""\
-            [GLOBAL]
-            pants_version = "2.17.1"
-            pythonpath = ["{PLUGIN_ROOT}"]
-            backend_packages = ["pants.backend.python", "pants.backend.shell", "crossbuild"]
-            remote_execution_append_only_caches_base_path = "/tmp/crossbuild-append-only-caches"
-            ca_certs_path = "/etc/ssl/certs/ca-certificates.crt"
-
-            [source]
-            root_patterns = ["/src"]
-
-            [python]
-            interpreter_constraints = ["CPython>=3.8"]
-
-            [python-infer]
-            use_rust_parser = true
-
-            [environments-preview.names]
-            local = "//:local"
-            linux_arm64 = "//:linux_arm64"
-
-            [anonymous-telemetry]
-            enabled = false
-            """,
-        "BUILD": """\
-            local_environment(name="local")
-            remote_environment(
-                name="linux_arm64",
-                platform="linux_arm64",
-                extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
-                fallback_environment="local",
-                shell_setup_executable_search_paths=["/bin", "/usr/bin"],
-            )
-            """,
         "src/tool/__init__.py": "",
         "src/tool/words.py": "def greeting(name):\n    return f'Hello, {name}!'\n",
         "src/tool/cli.py": CLI_PY,
@@ -159,9 +125,24 @@ def write_project(root: Path) -> None:
             """ % ARM64_COMMAND,
         "src/tool/standin.sh": STANDIN,
     }
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(textwrap.dedent(text) if path.endswith(("BUILD", ".toml")) else text)
+    files = {path: textwrap.dedent(text) if path.endswith("BUILD") else text for path, text in files.items()}
+    write_pants_project(
+        root,
+        backends=["pants.backend.python", "pants.backend.shell", "crossbuild"],
+        plugin_root=PLUGIN_ROOT,
+        environments=["linux_arm64"],
+        sections="""\
+            [source]
+            root_patterns = ["/src"]
+
+            [python]
+            interpreter_constraints = ["CPython>=3.8"]
+
+            [python-infer]
+            use_rust_parser = true
+            """,
+        files=files,
+    )
 
 
 def pants(project: Path, store: Path, *args: str):

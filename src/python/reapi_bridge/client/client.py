@@ -160,17 +160,12 @@ class Client:
         self.upload_batch([(digest, data)])
         return digest.to_proto(re_pb2.Digest)
 
-    def upload_batch(self, batch: Sequence[Tuple[BlobDigest, bytes]]) -> None:
+    def upload_batch(self, batch: Sequence[Tuple[AnyDigest, bytes]]) -> None:
         """One BatchUpdateBlobs call; raises CasError naming the first blob refused."""
-        response = self.cas.BatchUpdateBlobs(
-            re_pb2.BatchUpdateBlobsRequest(
-                instance_name=self.instance,
-                requests=[
-                    re_pb2.BatchUpdateBlobsRequest.Request(digest=d.to_proto(re_pb2.Digest), data=data)
-                    for d, data in batch
-                ],
-            )
-        )
+        request = re_pb2.BatchUpdateBlobsRequest(instance_name=self.instance)
+        for d, data in batch:
+            request.requests.add(digest=d if isinstance(d, re_pb2.Digest) else d.to_proto(re_pb2.Digest), data=data)
+        response = self.cas.BatchUpdateBlobs(request)
         for r in response.responses:
             if r.status.code != code_pb2.OK:
                 raise CasError(
@@ -199,11 +194,13 @@ class Client:
             self.upload_batch(batch)
 
     def stream_upload(
-        self, source: Blob, digest: Optional[BlobDigest] = None, chunk: int = CHUNK_BYTES
+        self, source: Blob, digest: Optional[AnyDigest] = None, chunk: int = CHUNK_BYTES
     ) -> re_pb2.Digest:
         """ByteStream Write of bytes (or a file, whose digest must be given); returns the digest
         once the server committed every byte."""
-        if digest is None:
+        if digest is not None:
+            digest = _blob_digest(digest)
+        else:
             if not isinstance(source, (bytes, bytearray)):
                 raise ValueError("the digest of a file to upload must be given")
             digest = BlobDigest.of(bytes(source))
