@@ -66,32 +66,18 @@ def remote_flags(address: str, execution: bool = True) -> Sequence[str]:
     return flags
 
 
-# The environments a test project can define, as this repository's root BUILD defines them.
-ENVIRONMENT_TARGETS = {
-    "local": 'local_environment(name="local")\n',
-    "linux_x86_64": textwrap.dedent(
-        """\
-        remote_environment(
-            name="linux_x86_64",
-            platform="linux_x86_64",
-            extra_platform_properties=["OSFamily=linux", "ISA=x86-64"],
-            fallback_environment="local",
-            shell_setup_executable_search_paths=["/usr/bin", "/bin"],
-        )
-        """
-    ),
-    "linux_arm64": textwrap.dedent(
-        """\
-        remote_environment(
-            name="linux_arm64",
-            platform="linux_arm64",
-            extra_platform_properties=["OSFamily=linux", "ISA=arm-a64"],
-            fallback_environment="local",
-            shell_setup_executable_search_paths=["/bin", "/usr/bin"],
-        )
-        """
-    ),
-}
+def environment_target(name: str, shell: bool) -> str:
+    """The repository's root BUILD definition of environment `name`; the shell backend's field
+    only where that backend is loaded (Pants refuses a field no loaded backend registers)."""
+    if name == "local":
+        return 'local_environment(name="local")\n'
+    isa, search_path = {"linux_x86_64": ("x86-64", '"/usr/bin", "/bin"'), "linux_arm64": ("arm-a64", '"/bin", "/usr/bin"')}[name]
+    shell_field = f"    shell_setup_executable_search_paths=[{search_path}],\n" if shell else ""
+    return (
+        f'remote_environment(\n    name="{name}",\n    platform="{name}",\n'
+        f'    extra_platform_properties=["OSFamily=linux", "ISA={isa}"],\n'
+        f'    fallback_environment="local",\n{shell_field})\n'
+    )
 
 
 def write_pants_project(
@@ -123,7 +109,8 @@ def write_pants_project(
         lines += ["", "[environments-preview.names]", *(f'{n} = "//:{n}"' for n in names)]
     lines += ["", "[anonymous-telemetry]", "enabled = false", ""]
     (root / "pants.toml").write_text("\n".join(lines) + ("\n" + textwrap.dedent(sections) if sections else ""))
-    (root / "BUILD").write_text("".join(ENVIRONMENT_TARGETS[n] for n in names) + build)
+    shell = "pants.backend.shell" in backends
+    (root / "BUILD").write_text("".join(environment_target(n, shell) for n in names) + build)
     for path, text in (files or {}).items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)

@@ -38,7 +38,7 @@ def test_pex_holds_every_concern():
         "reapi_bridge/scheduler/scheduler.py",
         "reapi_bridge/bots/service.py",
         "reapi_bridge/status/service.py",
-        "reapi_bridge/client/cas.py",
+        "reapi_bridge/client/client.py",
         "reapi_bridge/executor/main.py",
         "reapi_bridge/protos/build/bazel/remote/execution/v2/remote_execution_pb2.py",
     ]:
