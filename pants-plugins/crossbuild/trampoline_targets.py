@@ -17,7 +17,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
-from crossbuild.trampoline_format import InterpreterKind, _validate_entry_point, footer
+from crossbuild.trampoline_format import InterpreterKind, footer, validate_entry_point
 
 TRAMPOLINE_PLATFORMS = ("linux_x86_64", "linux_arm64", "windows_x86_64", "windows_arm64")
 INTERPRETER_LOOKUPS = {
@@ -54,7 +54,7 @@ class TrampolineEntryPointField(StringField):
         value = super().compute_value(raw_value, address)
         if value is not None:
             try:
-                _validate_entry_point(value)
+                validate_entry_point(value)
             except ValueError as e:
                 raise InvalidFieldException(f"The `{cls.alias}` field in target {address}: {e}") from None
         return value
