@@ -5,8 +5,8 @@ from crossbuild.target_types import (
     CrossbuildShardedTestsTarget,
     CrossbuildTestArchiveTarget,
     CrossbuildTestShardTarget,
+    CrossbuildTrampolineTarget,
 )
-from crossbuild.trampoline_targets import CrossbuildTrampolineTarget
 
 
 def target_types():

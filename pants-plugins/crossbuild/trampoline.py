@@ -34,9 +34,7 @@ from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS
 from crossbuild.resources import resource_bytes
-from crossbuild.toolchain import ZigToolchain
-from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
-from crossbuild.trampoline_targets import (
+from crossbuild.target_types import (
     TrampolineEntryPointField,
     TrampolineInterpreterField,
     TrampolineOutputPathField,
@@ -45,6 +43,8 @@ from crossbuild.trampoline_targets import (
     TrampolineWindowsSubsystemField,
     interpreter_kind,
 )
+from crossbuild.toolchain import ZigToolchain
+from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
 
 LAUNCHER_C = "launcher.c"
 
