@@ -18,7 +18,6 @@ from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.platform import Platform
-from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -45,12 +44,9 @@ from crossbuild.target_types import (
 )
 from crossbuild.toolchain import ZigToolchain
 from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
+from crossbuild.zig_process import ZigProcess
 
 LAUNCHER_C = "launcher.c"
-
-
-class LauncherBuildFailed(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -97,26 +93,18 @@ async def build_launcher(request: LauncherRequest, zig: ZigToolchain) -> BuiltLa
         for cmd in commands
     )
     source = await Get(Digest, CreateDigest([FileContent(LAUNCHER_C, resource_bytes(f"trampoline/{LAUNCHER_C}"))]))
-    result = await Get(
-        FallibleProcessResult,
-        Process(
+    built = await Get(
+        Digest,
+        ZigProcess(
             ("/bin/sh", "-c", script),
+            input_digest=source,
+            output_files=(output,),
             description=f"Build the trampoline launcher for {request.platform}"
             + (" (gui)" if request.gui else ""),
-            input_digest=source,
-            immutable_input_digests=zig.immutable_input_digests,
-            append_only_caches=zig.append_only_caches,
-            env=zig.env,
-            output_files=(output,),
-            level=LogLevel.INFO,
+            what=f"building the trampoline launcher for {request.platform}",
         ),
     )
-    if result.exit_code != 0:
-        raise LauncherBuildFailed(
-            f"building the trampoline launcher for {request.platform} failed (exit {result.exit_code}):\n"
-            f"{result.stderr.decode(errors='replace')}"
-        )
-    contents = await Get(DigestContents, Digest, result.output_digest)
+    contents = await Get(DigestContents, Digest, built)
     return BuiltLauncher(request.platform, contents[0].content)
 
 
