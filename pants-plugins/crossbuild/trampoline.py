@@ -32,7 +32,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS
-from crossbuild.resources import resource_bytes
+from crossbuild.resources import LAUNCHER_SOURCE, launcher_sources_digest
 from crossbuild.target_types import (
     TrampolineEntryPointField,
     TrampolineInterpreterField,
@@ -45,8 +45,6 @@ from crossbuild.target_types import (
 from crossbuild.toolchain import ZigToolchain
 from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
 from crossbuild.zig_process import ZigProcess
-
-LAUNCHER_C = "launcher.c"
 
 
 @dataclass(frozen=True)
@@ -85,19 +83,19 @@ class Trampolines:
 async def build_launcher(request: LauncherRequest, zig: ZigToolchain) -> BuiltLauncher:
     triple = PLATFORMS[request.platform].triple("musl")
     output = f"launcher-{request.platform}{PLATFORMS[request.platform].executable_suffix}"
-    commands = launcher_build_commands("ZIG", triple, LAUNCHER_C, output, gui=request.gui)
+    commands = launcher_build_commands("ZIG", triple, LAUNCHER_SOURCE, output, gui=request.gui)
     # Each command runs zig from its stable path (see ZigToolchain.shell_prelude), with the
     # sandbox path mapped away; -g0 and -s leave no other path in the launcher.
     script = zig.shell_prelude + " && ".join(
         '"$zig" ' + " ".join(shlex.quote(a) for a in cmd[1:]) + ' "-ffile-prefix-map=$PWD=."'
         for cmd in commands
     )
-    source = await Get(Digest, CreateDigest([FileContent(LAUNCHER_C, resource_bytes(f"trampoline/{LAUNCHER_C}"))]))
+    sources = await Get(Digest, CreateDigest, launcher_sources_digest())
     built = await Get(
         Digest,
         ZigProcess(
             ("/bin/sh", "-c", script),
-            input_digest=source,
+            input_digest=sources,
             output_files=(output,),
             description=f"Build the trampoline launcher for {request.platform}"
             + (" (gui)" if request.gui else ""),

@@ -8,6 +8,7 @@ for any zip with a prefix ("self-extracting" style). Arguments are passed on unc
 Layout of a trampoline file (integers little-endian)::
 
     [launcher executable]        resources/trampoline/launcher.c, built with zig
+                                 (``launcher_build_commands``)
     [payload]                    a zip archive, offsets relative to its own first byte,
                                  holding __main__.py and the bundled modules
     [interpreter spec]           spec_len bytes of UTF-8, no NUL
@@ -15,18 +16,20 @@ Layout of a trampoline file (integers little-endian)::
         offset  0  8 bytes  magic b"XBTRAMP1"
         offset  8  u32      format version, 1
         offset 12  u32      interpreter kind: 0 absolute path, 1 path relative to the directory
-                            holding the launcher, 2 bare name looked up on PATH
+                            holding the launcher ('/' or '\\' separators), 2 bare name looked
+                            up on PATH (``InterpreterKind``)
         offset 16  u32      spec_len, 1..32768
         offset 20  u32      flags, 0 in version 1
-        offset 24  u64      payload_len, the payload's size in bytes
+        offset 24  u64      payload_len, the payload's size in bytes (at least 22)
 
 The interpreter spec and fixed footer are also the zip's archive comment: ``assemble`` sets the
 comment length in the payload's end-of-central-directory record (its last 22 bytes) to
 ``spec_len + 32``, so the whole file is a well-formed zip with a prefix, which zipimport,
 zipfile and unzip all read without complaint about trailing data.
 
-The launcher's own exit codes (see ``LauncherExit``) are 100-104; once the interpreter runs, its
-exit code is the trampoline's.
+This is the one description of the format: the launcher's C sources point here. The launcher
+checks what ``parse_footer`` checks; its own exit codes (see ``LauncherExit``) are 100-104, and
+once the interpreter runs, its exit code is the trampoline's.
 
 This module is pure Python (3.9+, stdlib only): the Pants rules build the launcher with the
 commands from ``launcher_build_commands`` and put the pieces together with ``build_payload``,
@@ -60,7 +63,6 @@ ZIP_COMPRESSLEVEL = 9
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
 
-LAUNCHER_SOURCE = "crossbuild/resources/trampoline/launcher.c"  # relative to pants-plugins/
 LAUNCHER_TARGETS = (
     "x86_64-linux-musl",
     "aarch64-linux-musl",
@@ -81,8 +83,10 @@ class LauncherExit(enum.IntEnum):
     SELF = 100  # cannot find, open or read its own file, or out of memory
     NO_FOOTER = 101  # no footer: a bare launcher, or a file truncated at its end
     NOT_FOUND = 102  # interpreter not found; the message lists every candidate tried
-    EXEC = 103  # interpreter found but could not be started
-    CORRUPT = 104  # corrupt or unsupported footer or payload
+    EXEC = 103  # interpreter found but could not be started (execv or CreateProcessW failed)
+    # corrupt or unsupported footer or payload: unknown version, kind or flags, lengths that do
+    # not fit in the file, a payload that is not a zip, an invalid interpreter spec
+    CORRUPT = 104
 
 
 class FooterError(ValueError):
