@@ -55,6 +55,22 @@ static void *xb_realloc(void *p, size_t n);
 static void xb_free(void *p);
 _Noreturn static void xb_fail(int code, const char *utf8, size_t len); /* writes the message, exits */
 
+/* The array p of *cap elements of `size` bytes, grown (doubling, from 256) to
+ * hold at least `need`: the growth of sbuf and the Windows file's wbuf.
+ * Running out of memory exits with 100. */
+static void *xb_grow(void *p, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : 256;
+    while (need > c) c *= 2;
+    p = xb_realloc(p, c * size);
+    if (!p) {
+        static const char oom[] = "crossbuild trampoline: out of memory\n";
+        xb_fail(XB_EXIT_SELF, oom, sizeof oom - 1);
+    }
+    *cap = c;
+    return p;
+}
+
 /* A growable UTF-8 byte string; running out of memory exits with 100. */
 typedef struct {
     char *p;
@@ -62,17 +78,7 @@ typedef struct {
 } sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + n + 1 > cap) cap *= 2;
-        char *p = xb_realloc(b->p, cap);
-        if (!p) {
-            static const char oom[] = "crossbuild trampoline: out of memory\n";
-            xb_fail(XB_EXIT_SELF, oom, sizeof oom - 1);
-        }
-        b->p = p;
-        b->cap = cap;
-    }
+    b->p = xb_grow(b->p, &b->cap, b->n + n + 1, 1);
     for (size_t i = 0; i < n; i++) b->p[b->n + i] = s[i];
     b->n += n;
     b->p[b->n] = 0;

@@ -67,24 +67,14 @@ static size_t wlen(const wchar_t *s) {
     return n;
 }
 
-/* A growable wide string. */
+/* A growable wide string; running out of memory exits with 100. */
 typedef struct {
     wchar_t *p;
     size_t n, cap;
 } wbuf;
 
 static void wb_add(wbuf *b, const wchar_t *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + n + 1 > cap) cap *= 2;
-        wchar_t *p = xb_realloc(b->p, cap * sizeof *p);
-        if (!p) {
-            static const char oom[] = "crossbuild trampoline: out of memory\n";
-            xb_fail(XB_EXIT_SELF, oom, sizeof oom - 1);
-        }
-        b->p = p;
-        b->cap = cap;
-    }
+    b->p = xb_grow(b->p, &b->cap, b->n + n + 1, sizeof *b->p);
     for (size_t i = 0; i < n; i++) b->p[b->n + i] = s[i];
     b->n += n;
     b->p[b->n] = 0;
