@@ -16,7 +16,7 @@ from crossbuild.toolchain import ZigToolchain
 
 
 class CompileFailed(Exception):
-    pass
+    """zig exited non-zero; the message says what was being built and holds zig's stderr."""
 
 
 @dataclass(frozen=True)
