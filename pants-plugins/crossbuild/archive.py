@@ -29,7 +29,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from crossbuild.build import BuildSettings, CompiledObject, CompileRequest, LinkedBinary, LinkRequest
-from crossbuild.resources import harness_header_digest
+from crossbuild.resources import SANDBOX_DIR, harness_header_digest
 from crossbuild.target_types import (
     CrossbuildCompileOptionsField,
     CrossbuildIncludeDirsField,
@@ -100,7 +100,7 @@ async def build_test_archive(request: BuildTestArchiveRequest) -> BuiltTestArchi
         platform=tgt[CrossbuildPlatformField].value,
         profile=tgt[CrossbuildProfileField].value,
         libc=tgt[CrossbuildLibcField].value,
-        include_dirs=(*tgt[CrossbuildIncludeDirsField].value, "__crossbuild"),
+        include_dirs=(*tgt[CrossbuildIncludeDirsField].value, SANDBOX_DIR),
         copts=tuple(tgt[CrossbuildCompileOptionsField].value),
         linkopts=tuple(tgt[CrossbuildLinkOptionsField].value),
         owner=str(request.address),

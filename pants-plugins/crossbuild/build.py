@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from pants.engine.fs import Digest, MergeDigests, RemovePrefix
-from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS, PROFILES
 from crossbuild.toolchain import ZigToolchain
-
+from crossbuild.zig_process import ZigProcess
 
 
 def zig_command(zig: ZigToolchain, *args: str) -> Tuple[str, ...]:
@@ -25,10 +24,6 @@ def zig_command(zig: ZigToolchain, *args: str) -> Tuple[str, ...]:
         + 'exec "$zig" "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
     )
     return ("/bin/sh", "-c", script, "zig", *args)
-
-
-class CompileFailed(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -93,25 +88,17 @@ async def compile_object(request: CompileRequest, zig: ZigToolchain) -> Compiled
         *s.copts,
         "-c", request.source, "-o", obj,
     )
-    result = await Get(
-        FallibleProcessResult,
-        Process(
+    digest = await Get(
+        Digest,
+        ZigProcess(
             argv,
-            description=f"Compile {request.source} for {s.platform} ({s.profile})",
             input_digest=request.headers,
-            immutable_input_digests=zig.immutable_input_digests,
-            append_only_caches=zig.append_only_caches,
-            env=zig.env,
             output_files=(obj,),
-            level=LogLevel.INFO,
+            description=f"Compile {request.source} for {s.platform} ({s.profile})",
+            what=f"{s.owner}: compiling {request.source} for {s.platform}",
         ),
     )
-    if result.exit_code != 0:
-        raise CompileFailed(
-            f"{s.owner}: compiling {request.source} for {s.platform} failed "
-            f"(exit {result.exit_code}):\n{result.stderr.decode(errors='replace')}"
-        )
-    return CompiledObject(result.output_digest, obj)
+    return CompiledObject(digest, obj)
 
 
 @rule(desc="Linking", level=LogLevel.DEBUG)
@@ -129,25 +116,17 @@ async def link_binary(request: LinkRequest, zig: ZigToolchain) -> LinkedBinary:
         *s.linkopts,
         "-o", exe,
     )
-    result = await Get(
-        FallibleProcessResult,
-        Process(
+    linked = await Get(
+        Digest,
+        ZigProcess(
             argv,
-            description=f"Link {request.name} for {s.platform} ({s.profile})",
             input_digest=objects,
-            immutable_input_digests=zig.immutable_input_digests,
-            append_only_caches=zig.append_only_caches,
-            env=zig.env,
             output_files=(exe,),
-            level=LogLevel.INFO,
+            description=f"Link {request.name} for {s.platform} ({s.profile})",
+            what=f"{s.owner}: linking {request.name} for {s.platform}",
         ),
     )
-    if result.exit_code != 0:
-        raise CompileFailed(
-            f"{s.owner}: linking {request.name} for {s.platform} failed "
-            f"(exit {result.exit_code}):\n{result.stderr.decode(errors='replace')}"
-        )
-    digest = await Get(Digest, RemovePrefix(result.output_digest, out_dir))
+    digest = await Get(Digest, RemovePrefix(linked, out_dir))
     return LinkedBinary(digest, exe[len(out_dir) + 1 :])
 
 

@@ -1,12 +1,12 @@
 """crossbuild: cross-compiled test archives, sharded tests, and trampolines."""
 
-from crossbuild import archive, build, shard_runner, shards, toolchain, trampoline
+from crossbuild import archive, build, shard_runner, shards, toolchain, trampoline, zig_process
 from crossbuild.target_types import (
     CrossbuildShardedTestsTarget,
     CrossbuildTestArchiveTarget,
     CrossbuildTestShardTarget,
+    CrossbuildTrampolineTarget,
 )
-from crossbuild.trampoline_targets import CrossbuildTrampolineTarget
 
 
 def target_types():
@@ -14,4 +14,12 @@ def target_types():
 
 
 def rules():
-    return [*toolchain.rules(), *build.rules(), *archive.rules(), *shard_runner.rules(), *shards.rules(), *trampoline.rules()]
+    return [
+        *toolchain.rules(),
+        *zig_process.rules(),
+        *build.rules(),
+        *archive.rules(),
+        *shard_runner.rules(),
+        *shards.rules(),
+        *trampoline.rules(),
+    ]

@@ -18,7 +18,6 @@ from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.platform import Platform
-from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -33,10 +32,8 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from crossbuild.platforms import PLATFORMS
-from crossbuild.resources import resource_bytes
-from crossbuild.toolchain import ZigToolchain
-from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
-from crossbuild.trampoline_targets import (
+from crossbuild.resources import LAUNCHER_SOURCE, launcher_sources_digest
+from crossbuild.target_types import (
     TrampolineEntryPointField,
     TrampolineInterpreterField,
     TrampolineOutputPathField,
@@ -45,12 +42,9 @@ from crossbuild.trampoline_targets import (
     TrampolineWindowsSubsystemField,
     interpreter_kind,
 )
-
-LAUNCHER_C = "launcher.c"
-
-
-class LauncherBuildFailed(Exception):
-    pass
+from crossbuild.toolchain import ZigToolchain
+from crossbuild.trampoline_format import assemble, build_payload, footer, launcher_build_commands
+from crossbuild.zig_process import ZigProcess
 
 
 @dataclass(frozen=True)
@@ -89,34 +83,26 @@ class Trampolines:
 async def build_launcher(request: LauncherRequest, zig: ZigToolchain) -> BuiltLauncher:
     triple = PLATFORMS[request.platform].triple("musl")
     output = f"launcher-{request.platform}{PLATFORMS[request.platform].executable_suffix}"
-    commands = launcher_build_commands("ZIG", triple, LAUNCHER_C, output, gui=request.gui)
+    commands = launcher_build_commands("ZIG", triple, LAUNCHER_SOURCE, output, gui=request.gui)
     # Each command runs zig from its stable path (see ZigToolchain.shell_prelude), with the
     # sandbox path mapped away; -g0 and -s leave no other path in the launcher.
     script = zig.shell_prelude + " && ".join(
         '"$zig" ' + " ".join(shlex.quote(a) for a in cmd[1:]) + ' "-ffile-prefix-map=$PWD=."'
         for cmd in commands
     )
-    source = await Get(Digest, CreateDigest([FileContent(LAUNCHER_C, resource_bytes(f"trampoline/{LAUNCHER_C}"))]))
-    result = await Get(
-        FallibleProcessResult,
-        Process(
+    sources = await Get(Digest, CreateDigest, launcher_sources_digest())
+    built = await Get(
+        Digest,
+        ZigProcess(
             ("/bin/sh", "-c", script),
+            input_digest=sources,
+            output_files=(output,),
             description=f"Build the trampoline launcher for {request.platform}"
             + (" (gui)" if request.gui else ""),
-            input_digest=source,
-            immutable_input_digests=zig.immutable_input_digests,
-            append_only_caches=zig.append_only_caches,
-            env=zig.env,
-            output_files=(output,),
-            level=LogLevel.INFO,
+            what=f"building the trampoline launcher for {request.platform}",
         ),
     )
-    if result.exit_code != 0:
-        raise LauncherBuildFailed(
-            f"building the trampoline launcher for {request.platform} failed (exit {result.exit_code}):\n"
-            f"{result.stderr.decode(errors='replace')}"
-        )
-    contents = await Get(DigestContents, Digest, result.output_digest)
+    contents = await Get(DigestContents, Digest, built)
     return BuiltLauncher(request.platform, contents[0].content)
 
 

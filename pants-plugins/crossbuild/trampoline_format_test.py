@@ -26,10 +26,12 @@ import pytest
 
 from crossbuild import trampoline_format as tf
 from crossbuild.pe_headers import pe_facts
+from crossbuild.resources import LAUNCHER_DIR, LAUNCHER_FILES, LAUNCHER_SOURCE
 from crossbuild.trampoline_format import InterpreterKind, LauncherExit
 
 HERE = Path(__file__).resolve().parent
-LAUNCHER_C = HERE / "resources" / "trampoline" / "launcher.c"
+LAUNCHER_SOURCES = HERE / "resources" / LAUNCHER_DIR
+LAUNCHER_C = LAUNCHER_SOURCES / LAUNCHER_SOURCE
 HOST_PYTHON = os.path.realpath(sys.executable)
 IS_X86_64_LINUX = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 SIZE_LIMIT = 64 * 1024
@@ -374,6 +376,11 @@ def test_launcher_build_commands():
         tf.launcher_build_commands("zig", "riscv64-freestanding", "l.c", "out")
 
 
+def test_the_plugin_puts_every_launcher_source_in_the_sandbox():
+    on_disk = sorted(p.name for p in LAUNCHER_SOURCES.iterdir() if p.suffix in (".c", ".h"))
+    assert on_disk == sorted(LAUNCHER_FILES)
+
+
 # ---------------------------------------------------------------------------------------------
 # The Linux launcher, running real Python
 
@@ -605,16 +612,18 @@ def test_launcher_is_small_and_reproducible(tmp_path, launchers, target):
     variants = [False, True] if "windows" in target else [False]
     for gui in variants:
         first = launchers.get(target, gui)
-        # Again, from a copy of the source elsewhere, from another directory, another environment.
-        copy = tmp_path / f"elsewhere {gui}" / "src ü" / "launcher.c"
+        # Again, from a copy of the sources elsewhere, from another directory, another environment.
+        copy = tmp_path / f"elsewhere {gui}" / "src ü" / LAUNCHER_SOURCE
         copy.parent.mkdir(parents=True)
-        shutil.copy(LAUNCHER_C, copy)
+        for name in LAUNCHER_FILES:
+            shutil.copy(LAUNCHER_SOURCES / name, copy.parent / name)
         env = dict(os.environ, SOURCE_DATE_EPOCH="1234567890", TZ="Asia/Tokyo")
         second = build_launcher(target, tmp_path / f"out {gui}", gui=gui, source=copy, env=env)
         assert first == second, f"{target} (gui={gui}) is not reproducible"
         assert len(first) < SIZE_LIMIT, f"{target}: {len(first)} bytes"
         assert not list((tmp_path / f"out {gui}").glob("*.pdb")), "zig wrote a .pdb"
         assert str(copy.parent).encode() not in first and b"launcher.c" not in first
+        assert not [name for name in LAUNCHER_FILES if name.encode() in first]
         print(f"{target}{' gui' if gui else ''}: {len(first)} bytes")
 
 
@@ -860,7 +869,7 @@ def test_windows_child_dies_with_the_launcher(tmp_path, launchers, wine):
 
 
 QUOTING_HARNESS = r"""
-/* Runs launcher.c's own quoting (wb_quoted) and argument-tail (args_tail) code. */
+/* Runs the launcher's own quoting (wb_quoted) and argument-tail (args_tail) code. */
 #include "@LAUNCHER@"
 static const wchar_t *const cases[] = {
     L"plain", L"with space", L"", L"a\"b", L"trail\\", L"trail space\\", L"\\\\server\\x y\\",

@@ -6,15 +6,15 @@ from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from crossbuild.testutil import plugin_rules, plugin_target_types
-from crossbuild.trampoline import TrampolineRequest, Trampolines
-from crossbuild.trampoline_format import InterpreterKind
-from crossbuild.trampoline_targets import (
+from crossbuild.target_types import (
     TRAMPOLINE_PLATFORMS,
     TrampolinePlatformsField,
     infer_interpreter_kind,
     interpreter_kind,
 )
+from crossbuild.testutil import plugin_rules, plugin_target_types
+from crossbuild.trampoline import TrampolineRequest, Trampolines
+from crossbuild.trampoline_format import InterpreterKind
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_bundled_top_level_main_clashes_with_an_entry_point(rule_runner):
 def test_every_field_has_help_and_the_type_hints_pants_help_reads():
     from typing import get_type_hints
 
-    from crossbuild.trampoline_targets import CrossbuildTrampolineTarget
+    from crossbuild.target_types import CrossbuildTrampolineTarget
 
     assert CrossbuildTrampolineTarget.help
     for field in CrossbuildTrampolineTarget.core_fields:
