@@ -15,7 +15,9 @@ import threading
 import grpc
 from google.longrunning import operations_pb2_grpc
 
+from reapi_bridge.actioncache.instance import ActionCacheInstance
 from reapi_bridge.actioncache.store import ActionCache
+from reapi_bridge.cas.instance import CasInstance
 from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.config import BridgeConfig
 from reapi_bridge.common.instances import InstanceRegistry
@@ -123,11 +125,12 @@ class Bridge:
             ],
         )
         max_batch = s.max_batch_total_size_bytes
+        cas = CasInstance(self.cas, max_batch, s.read_chunk_bytes)
         re_grpc.add_ContentAddressableStorageServicer_to_server(
-            CasService(self.cas, self.instances, max_batch), server
+            CasService(cas, self.instances), server
         )
         re_grpc.add_ActionCacheServicer_to_server(
-            ActionCacheService(self.action_cache, self.instances), server
+            ActionCacheService(ActionCacheInstance(self.action_cache), self.instances), server
         )
         execution = self.config.execution
         re_grpc.add_CapabilitiesServicer_to_server(
@@ -145,7 +148,7 @@ class Bridge:
             StatusService(StatusInstance(self.cas, self.action_cache, self.scheduler, self.instances)), server
         )
         bs_grpc.add_ByteStreamServicer_to_server(
-            ByteStreamService(self.cas, self.instances, s.read_chunk_bytes), server
+            ByteStreamService(cas, self.instances), server
         )
         host, _, port = s.listen.rpartition(":")
         bound = server.add_insecure_port(f"{host}:{port}")
