@@ -155,6 +155,11 @@ def write_pants_project(
 class ClusterFailed(AssertionError):
     """`reapi-bridge up` exited non-zero (an assertion, for the tests that start a cluster)."""
 
+    def __init__(self, returncode: int, output: str):
+        super().__init__(f"`reapi-bridge up` exited {returncode}:\n{output}")
+        self.returncode = returncode
+        self.output = output
+
 
 class Cluster:
     """`reapi-bridge up` (a bridge and one executor per ISA) on a private state dir, with
@@ -176,7 +181,7 @@ class Cluster:
         out = subprocess.run(bridge_command(*args, pex=self.pex), capture_output=True, text=True)
         if out.returncode != 0:
             self.down()
-            raise ClusterFailed(f"`reapi-bridge up` exited {out.returncode}:\n{out.stdout + out.stderr}")
+            raise ClusterFailed(out.returncode, out.stdout + out.stderr)
         return out.stdout.strip().splitlines()[-1]
 
     def pid(self, role: str) -> int:
