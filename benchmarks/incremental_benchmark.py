@@ -5,9 +5,10 @@ Run it with `benchmarks/run-incremental-benchmark [--json PATH] [--only loop|cas
 (CPython 3.11). It prints figures and ratios, never a pass or fail on time.
 
 1. The incremental loop, on a copy of examples/cclib in a temporary Pants project (as
-   benchmarks/crossbuild_benchmark.py makes it), with pantsd warm, the embedded cluster up
-   (`reapi-bridge.pex up`, its default slots per executor) and remote execution on, with the
-   flags bin/main-job uses (`--no-local-cache`, remote cache and execution on the cluster).
+   benchmarks/crossbuild_benchmark.py makes it: benchmarks/pants_workspace.py), with pantsd
+   warm, the embedded cluster up (`reapi-bridge.pex up`, its default slots per executor) and
+   remote execution on, with the flags bin/main-job uses (`--no-local-cache`, remote cache and
+   execution on the cluster).
    For each mode, in the same run:
      per-binary  the default: one test action per (shard, binary), binaries fork per case;
      per-shard   `--crossbuild-test-granularity=shard --no-crossbuild-test-fork-cases`: every
