@@ -10,20 +10,10 @@ from pants.engine.fs import Digest, MergeDigests, RemovePrefix
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from crossbuild.platforms import PLATFORMS, PROFILES
+from crossbuild.platforms import PLATFORMS
 from crossbuild.toolchain import ZigToolchain
+from crossbuild.zig_commands import binary_dir, binary_path, compile_argv, link_argv, object_path
 from crossbuild.zig_process import ZigProcess
-
-
-def zig_command(zig: ZigToolchain, *args: str) -> Tuple[str, ...]:
-    """argv running `zig ARGS...` from the toolchain's stable path, with every absolute path a
-    compile could leak (the sandbox, the toolchain) mapped to fixed names, so objects are
-    byte-identical on every machine and in every sandbox."""
-    script = (
-        zig.shell_prelude
-        + 'exec "$zig" "$@" "-ffile-prefix-map=$PWD=." "-ffile-prefix-map=$zig_real=/zig"'
-    )
-    return ("/bin/sh", "-c", script, "zig", *args)
 
 
 @dataclass(frozen=True)
@@ -69,24 +59,13 @@ class LinkedBinary:
     path: str
 
 
-def _language_flags(source: str) -> Tuple[str, ...]:
-    return ("-std=c11",) if source.endswith(".c") else ("-std=c++17",)
-
-
 @rule(desc="Compiling", level=LogLevel.DEBUG)
 async def compile_object(request: CompileRequest, zig: ZigToolchain) -> CompiledObject:
     s = request.settings
-    profile = PROFILES[s.profile]
-    obj = f"__obj/{s.platform}/{s.profile}/{request.source}.o"
-    compiler = "cc" if request.source.endswith(".c") else "c++"
-    argv = (
-        *zig_command(zig), compiler, "-target", s.triple,
-        *_language_flags(request.source),
-        *profile.compile_flags,
-        "-fno-ident", "-fdiagnostics-color=never",
-        *(f"-I{d}" for d in s.include_dirs),
-        *s.copts,
-        "-c", request.source, "-o", obj,
+    obj = object_path(s.platform, s.profile, request.source)
+    argv = compile_argv(
+        zig.shell_prelude, request.source, obj,
+        triple=s.triple, profile=s.profile, include_dirs=s.include_dirs, copts=s.copts,
     )
     digest = await Get(
         Digest,
@@ -104,17 +83,12 @@ async def compile_object(request: CompileRequest, zig: ZigToolchain) -> Compiled
 @rule(desc="Linking", level=LogLevel.DEBUG)
 async def link_binary(request: LinkRequest, zig: ZigToolchain) -> LinkedBinary:
     s = request.settings
-    profile = PROFILES[s.profile]
-    out_dir = f"__bin/{s.platform}/{s.profile}"
-    exe = f"{out_dir}/{request.name}{PLATFORMS[s.platform].executable_suffix}"
+    out_dir = binary_dir(s.platform, s.profile)
+    exe = binary_path(s.platform, s.profile, request.name)
     objects = await Get(Digest, MergeDigests(o.digest for o in request.objects))
-    linker = "c++" if any(not o.path.endswith(".c.o") for o in request.objects) else "cc"
-    argv = (
-        *zig_command(zig), linker, "-target", s.triple,
-        *profile.compile_flags, *profile.link_flags,
-        *(o.path for o in request.objects),
-        *s.linkopts,
-        "-o", exe,
+    argv = link_argv(
+        zig.shell_prelude, [o.path for o in request.objects], exe,
+        triple=s.triple, profile=s.profile, linkopts=s.linkopts,
     )
     linked = await Get(
         Digest,

@@ -6,7 +6,8 @@ import pkgutil
 
 from pants.engine.fs import CreateDigest, FileContent
 
-SANDBOX_DIR = "__crossbuild"
+from crossbuild.zig_commands import SANDBOX_DIR
+
 HARNESS_HEADER = "crossbuild_test.h"
 SHARD_RUNNER_SOURCE = "shard_runner.c"
 # The trampoline launcher's C sources (under resources/trampoline/): zig compiles LAUNCHER_SOURCE,

@@ -12,37 +12,10 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from crossbuild.subsystems.zig import ZigSubsystem
+from crossbuild.zig_commands import ZIG_CACHE_DIR, ZIG_DIR, stable_zig_shell
 
-# Where the toolchain appears in a process's sandbox (as an immutable input).
-ZIG_DIR = "__crossbuild_zig"
 # Named cache for zig's global cache (its libc builds); without it every link rebuilds libc.
 ZIG_CACHE_NAME = "crossbuild_zig"
-ZIG_CACHE_DIR = ".cache/crossbuild_zig"
-
-
-def stable_zig_shell(wheel_sha256: str) -> str:
-    """Shell that sets `$zig` (the compiler) and `$zig_real` (its folder, symlinks resolved).
-
-    zig keys its cached libc builds on the absolute path of its `lib/` folder. The immutable
-    input's path changes with every Pants run (Pants puts immutable inputs in a fresh temporary
-    folder), so calling zig from there rebuilt libc on every run: 40-55 s per target. The first
-    action that needs the toolchain therefore places a copy (hard links when the filesystem
-    allows) in the append-only cache under the wheel's sha256, renamed into place only once
-    complete, and every action calls zig from that fixed path."""
-    home = f"{ZIG_CACHE_DIR}/toolchains/{wheel_sha256}"
-    return (
-        f'zig_home="{home}"; '
-        'if [ ! -e "$zig_home/.complete" ]; then '
-        f'mkdir -p {ZIG_CACHE_DIR}/toolchains && '
-        'zig_tmp="$zig_home.tmp.$$" && rm -rf "$zig_tmp" && '
-        f'{{ cp -al {ZIG_DIR}/. "$zig_tmp" 2>/dev/null || '
-        f'{{ rm -rf "$zig_tmp" && cp -R {ZIG_DIR}/. "$zig_tmp"; }}; }} && '
-        ': > "$zig_tmp/.complete" && '
-        '{ mv -T "$zig_tmp" "$zig_home" 2>/dev/null || rm -rf "$zig_tmp"; } '
-        '|| { echo "crossbuild: could not place the zig toolchain in $zig_home" >&2; exit 70; }; '
-        'fi; '
-        'zig_real="$(cd "$zig_home" && pwd -P)"; zig="$zig_real/ziglang/zig"; '
-    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from bridge_e2e.pants_runner import PEX, python311, run_pants, write_pants_project
+from pants_project import PEX, python311, run_pants, write_pants_project
 
 TESTS = ["alpha", "beta", "gamma", "delta"]
 

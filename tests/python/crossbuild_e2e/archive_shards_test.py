@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
+from pants_project import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
 
 PLUGIN_ROOT = Path("pants-plugins").resolve()
 

@@ -4,7 +4,7 @@ compile errors."""
 import hashlib
 from pathlib import Path
 
-from bridge_e2e.pants_runner import run_pants
+from pants_project import run_pants
 from crossbuild_e2e.archive_shards_test import source_of_test, write_project
 
 # zig builds libc for a target once per cache; sharing the cache across the projects of this

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_e2e.pants_runner import remote_flags, run_pants, write_pants_project
+from pants_project import remote_flags, run_pants, write_pants_project
 from crossbuild_e2e.archive_shards_test import cluster  # noqa: F401  (the embedded bridge and executors)
 from crossbuild.pe_headers import pe_facts
 from crossbuild.trampoline_format import FOOTER_SIZE, InterpreterKind, LauncherExit, parse_footer

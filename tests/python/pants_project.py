@@ -1,5 +1,9 @@
-"""Helpers for tests that run Pants 2.17 itself (this interpreter's pantsbuild.pants) against
-the built reapi-bridge.pex: the bridge's command, an embedded cluster, a small Pants project."""
+"""Temporary Pants 2.17 projects run against the built reapi-bridge.pex: the bridge's command, an
+embedded cluster (`reapi-bridge up`/`down`), a small Pants project and running Pants on it.
+
+Shared by the end-to-end tests (CPython 3.9 running this interpreter's pantsbuild.pants, the pex
+a runtime package in the sandbox) and the benchmarks (CPython 3.11, Pants from the repository's
+.crossbuild/pants-2.17.1-venv, dist/reapi-bridge.pex): what differs between them is a parameter."""
 
 import json
 import os
@@ -9,12 +13,15 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+# Where a test's sandbox holds the pex (its runtime package); the benchmarks pass their own.
 PEX = Path("reapi-bridge.pex").resolve()
 
 
 def python311() -> str:
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
     found = shutil.which("python3.11")
     if found:
         return found
@@ -24,9 +31,9 @@ def python311() -> str:
     raise AssertionError("CPython 3.11 is needed to run reapi-bridge.pex and was not found")
 
 
-def bridge_command(*args: str) -> list:
-    assert PEX.is_file(), "the reapi-bridge.pex runtime package is missing from the sandbox"
-    return [python311(), str(PEX), *args]
+def bridge_command(*args: str, pex: Path = PEX) -> list:
+    assert pex.is_file(), f"the reapi-bridge.pex package is missing: {pex}"
+    return [python311(), str(pex), *args]
 
 
 def open_temp_dir(prefix: str) -> Path:
@@ -36,30 +43,59 @@ def open_temp_dir(prefix: str) -> Path:
     return d
 
 
-def run_pants(root: Path, store: Path, *args: str, background: bool = False, named_caches: Path = None):
-    env = {
+def pants_env(home: Path) -> Dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root / "home"),
+        "HOME": str(home),
         "LANG": "C.UTF-8",
     }
-    cmd = [
-        sys.executable,
-        "-c",
-        "from pants.bin.pants_loader import main; main()",
-        "--no-pantsd",
-        "--no-watch-filesystem",
+
+
+def pants_command(
+    root: Path,
+    store: Path,
+    *args: str,
+    python: str = sys.executable,
+    named_caches: Optional[Path] = None,
+    pantsd: bool = False,
+) -> List[str]:
+    """argv of Pants (the pantsbuild.pants installed for `python`) in project `root` with `store`
+    as its local store: without pantsd and file watching by default; with `pantsd`, through the
+    console script beside `python`, since pantsd starts itself again from sys.argv."""
+    if pantsd:
+        head = [str(Path(python).parent / "pants"), "--pantsd"]
+    else:
+        head = [python, "-c", "from pants.bin.pants_loader import main; main()", "--no-pantsd", "--no-watch-filesystem"]
+    return [
+        *head,
         f"--local-store-dir={store}",
         f"--named-caches-dir={named_caches or root / 'named-caches'}",
         f"--pants-workdir={root / '.pants.d'}",
-        "--print-stacktrace",
+        *([] if pantsd else ["--print-stacktrace"]),
         *args,
     ]
+
+
+def run_pants(
+    root: Path,
+    store: Path,
+    *args: str,
+    background: bool = False,
+    named_caches: Optional[Path] = None,
+    python: str = sys.executable,
+    home: Optional[Path] = None,
+    pantsd: bool = False,
+):
+    """Runs Pants (see `pants_command`) with HOME `home` (default: `root`/home); its output captured
+    as text. A `subprocess.Popen` if `background`, else the finished `CompletedProcess`."""
+    cmd = pants_command(root, store, *args, python=python, named_caches=named_caches, pantsd=pantsd)
+    env = pants_env(home or root / "home")
     if background:
         return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
 
 
-def remote_flags(address: str, execution: bool = True) -> Sequence[str]:
+def remote_flags(address: str, execution: bool = True) -> List[str]:
     flags = ["--remote-cache-read", "--remote-cache-write", f"--remote-store-address={address}"]
     if execution:
         flags += ["--remote-execution", f"--remote-execution-address={address}"]
@@ -116,20 +152,36 @@ def write_pants_project(
         (root / path).write_text(text)
 
 
-class Cluster:
-    """`reapi-bridge up` (a bridge and one executor per ISA) on a private state dir."""
+class ClusterFailed(AssertionError):
+    """`reapi-bridge up` exited non-zero (an assertion, for the tests that start a cluster)."""
 
-    def __init__(self, state: Path, config: Optional[Path] = None, concurrency: int = 1):
+    def __init__(self, returncode: int, output: str):
+        super().__init__(f"`reapi-bridge up` exited {returncode}:\n{output}")
+        self.returncode = returncode
+        self.output = output
+
+
+class Cluster:
+    """`reapi-bridge up` (a bridge and one executor per ISA) on a private state dir, with
+    `concurrency` slots per executor (None: `up`'s default)."""
+
+    def __init__(self, state: Path, config: Optional[Path] = None, concurrency: Optional[int] = 1, pex: Path = PEX):
         self.state = state
         self.config = config
         self.concurrency = concurrency
+        self.pex = pex
 
     def up(self) -> str:
-        args = ["up", "--state-dir", str(self.state), "--listen", "127.0.0.1:0", "--concurrency", str(self.concurrency)]
+        """The bridge's address; if `up` fails, `down` (for whatever it started) and ClusterFailed."""
+        args = ["up", "--state-dir", str(self.state), "--listen", "127.0.0.1:0"]
+        if self.concurrency is not None:
+            args += ["--concurrency", str(self.concurrency)]
         if self.config is not None:
             args += ["--config", str(self.config)]
-        out = subprocess.run(bridge_command(*args), capture_output=True, text=True)
-        assert out.returncode == 0, out.stdout + out.stderr
+        out = subprocess.run(bridge_command(*args, pex=self.pex), capture_output=True, text=True)
+        if out.returncode != 0:
+            self.down()
+            raise ClusterFailed(out.returncode, out.stdout + out.stderr)
         return out.stdout.strip().splitlines()[-1]
 
     def pid(self, role: str) -> int:
@@ -137,9 +189,9 @@ class Cluster:
         return next(p["pid"] for p in state["processes"] if p["role"] == role)
 
     def status(self) -> str:
-        out = subprocess.run(bridge_command("status", "--state-dir", str(self.state)), capture_output=True, text=True)
+        out = subprocess.run(bridge_command("status", "--state-dir", str(self.state), pex=self.pex), capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         return out.stdout
 
     def down(self) -> None:
-        subprocess.run(bridge_command("down", "--state-dir", str(self.state)), capture_output=True)
+        subprocess.run(bridge_command("down", "--state-dir", str(self.state), pex=self.pex), capture_output=True)
