@@ -62,6 +62,11 @@ def pants_command(
     """argv of Pants (the pantsbuild.pants installed for `python`) in project `root` with `store`
     as its local store: without pantsd and file watching by default; with `pantsd`, through the
     console script beside `python`, since pantsd starts itself again from sys.argv."""
+    # Sandboxes and immutable inputs go beside the store, not in /tmp: Pants 2.17 leaves an
+    # `immutable_inputs*` folder behind at every exit (about 400 MB once zig is among them),
+    # which filled the disk over a few test runs; beside the store they go with the test's tmp.
+    execution_root = Path(f"{store}-sandboxes")
+    execution_root.mkdir(parents=True, exist_ok=True)
     if pantsd:
         head = [str(Path(python).parent / "pants"), "--pantsd"]
     else:
@@ -71,6 +76,7 @@ def pants_command(
         f"--local-store-dir={store}",
         f"--named-caches-dir={named_caches or root / 'named-caches'}",
         f"--pants-workdir={root / '.pants.d'}",
+        f"--local-execution-root-dir={execution_root}",
         *([] if pantsd else ["--print-stacktrace"]),
         *args,
     ]
