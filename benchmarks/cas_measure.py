@@ -266,9 +266,9 @@ class RssSampler:
 # --- client workload -----------------------------------------------------------------------
 
 
-def batches(client: Client, blobs: Sequence[Tuple[Digest, bytes]]) -> Iterator[List[Tuple[Digest, bytes]]]:
-    """The blobs in BatchUpdateBlobs-sized groups, under BATCH_FILL of the server's limit."""
-    budget = int(client.batch_limit * BATCH_FILL)
+def batches(limit: int, blobs: Sequence[Tuple[Digest, bytes]]) -> Iterator[List[Tuple[Digest, bytes]]]:
+    """The blobs in BatchUpdateBlobs-sized groups, under BATCH_FILL of the server's `limit`."""
+    budget = int(limit * BATCH_FILL)
     batch: List[Tuple[Digest, bytes]] = []
     used = 0
     for digest, data in blobs:
@@ -302,10 +302,8 @@ def find_missing(client: Client, digests: Sequence[Digest]) -> List[Digest]:
     return list(client.cas.FindMissingBlobs(request).missing_blob_digests)
 
 
-def bench_client(channel: grpc.Channel, capabilities: remote_execution_pb2.ServerCapabilities) -> Client:
-    client = Client(channel, INSTANCE_NAME)
-    client.batch_limit = capabilities.cache_capabilities.max_batch_total_size_bytes or DEFAULT_BATCH_LIMIT
-    return client
+def batch_limit(capabilities: remote_execution_pb2.ServerCapabilities) -> int:
+    return capabilities.cache_capabilities.max_batch_total_size_bytes or DEFAULT_BATCH_LIMIT
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -332,11 +330,11 @@ def bench_reads(client: Client, written: List[Digest], size: int) -> float:
     return mb_per_s(size, min(seconds))
 
 
-def bench_find_missing(client: Client, workload: Workload) -> float:
+def bench_find_missing(client: Client, workload: Workload, limit: int) -> float:
     """Median ms of FindMissingBlobs over present + absent digests, shuffled together."""
     rng = random.Random(1)
     present = small_blobs(rng, workload.present_blobs)
-    for batch in batches(client, present):
+    for batch in batches(limit, present):
         client.upload_batch(batch)
     absent = [digest for digest, _ in small_blobs(rng, workload.absent_blobs)]
     query = [d for d, _ in present] + absent
@@ -371,7 +369,7 @@ def bench_single_updates(client: Client, workload: Workload) -> float:
 
 
 def run_workload(
-    server: ServerProcess, client: Client, workload: Workload, figures: Figures
+    server: ServerProcess, client: Client, limit: int, workload: Workload, figures: Figures
 ) -> None:
     written: List[Digest] = []
     measure(figures, "rss_idle_mib", lambda: server.rss_bytes() / MIB)
@@ -382,7 +380,7 @@ def run_workload(
         measure(figures, "read_mbps", lambda: bench_reads(client, written, workload.blob_bytes))
     figures["rss_read_mib"] = Figure(value=rss.peak / MIB)
     figures["rss_growth_mib"] = rss_growth(figures)
-    measure(figures, "fmb_ms", lambda: bench_find_missing(client, workload))
+    measure(figures, "fmb_ms", lambda: bench_find_missing(client, workload, limit))
     measure(figures, "single_update_rps", lambda: bench_single_updates(client, workload))
 
 
@@ -427,7 +425,7 @@ def bench_server(
         print(
             f"[{LABELS[name]}] serving on {server.address}; running the workload", file=sys.stderr
         )
-        run_workload(server, bench_client(server.channel, capabilities), workload, figures)
+        run_workload(server, Client(server.channel, INSTANCE_NAME), batch_limit(capabilities), workload, figures)
         if server.proc.poll() is not None:
             error = f"exited with {server.proc.returncode} during the run: {server.log_tail()}"
             figures["server"] = Figure(error=error)
