@@ -96,7 +96,6 @@ class CasInstance:
     def _tree(self, root: BlobDigest) -> List[re_pb2.Directory]:
         """Directories reachable from root, breadth first, each once; absent parts are omitted
         (REAPI: a partial tree is returned), but an absent root is NOT_FOUND."""
-        self.store.read_bytes(root)  # raises NOT_FOUND for an absent root
 
         def fetch(level):
             present = {}
@@ -104,7 +103,8 @@ class CasInstance:
                 try:
                     present[digest] = self.store.read_bytes(digest)
                 except BridgeError:
-                    continue
+                    if digest == root:  # NOT_FOUND for an absent root
+                        raise
             return parse_directories(present, re_pb2.Directory)
 
         return [directory for _, directory in walk_directories(root, fetch)]

@@ -173,11 +173,9 @@ class ExecutionInstance:
     def _present(self, digests: Sequence[BlobDigest]) -> Dict[BlobDigest, bytes]:
         found = {}
         for digest in digests:
-            if not self.cas.contains(digest):
-                continue
             try:
                 found[digest] = self.cas.read_bytes(digest)
-            except NotFound:  # evicted between the two calls
+            except NotFound:
                 continue
         return found
 
