@@ -13,7 +13,7 @@ from typing import List, Optional
 import grpc
 
 from reapi_bridge.config import ConfigError, load_config, reference_toml
-from reapi_bridge.local_cluster import default_executor_slots
+from reapi_bridge.cluster.local import default_executor_slots
 
 DESCRIPTION = """\
 reapi-bridge serves the Remote Execution API (REAPI v2): a content-addressable store, an
@@ -116,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="start the embedded default in the background: a bridge, an x86-64 and an ARM64 executor",
-        description="Start reapi-bridge and one x86-64 and one ARM64 executor (emulated on x86-64 hosts) "
-        "as background processes, unless they already run from this state dir; wait until both "
-        "executors have registered, then print the address to put in pants.toml.",
+        description="Start a supervisor in the background (see `supervise`) that runs reapi-bridge and "
+        "one x86-64 and one ARM64 executor (emulated on x86-64 hosts) and restarts any of them that "
+        "exits, unless it already runs from this state dir; wait until both executors have "
+        "registered, then print the address to put in pants.toml. If the supervisor is gone but "
+        "processes it started still run, those are stopped and everything starts afresh.",
     )
     up.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
                     help="where the bridge, executors and logs keep their state (default: .crossbuild/cluster)")
@@ -131,11 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "emulated ARM64 executor's actions mostly wait on process start-up, and the two "
                     "executors are rarely busy at once")
 
+    supervise = sub.add_parser(
+        "supervise",
+        help="run the embedded default in the foreground, restarting what exits (what `up` starts)",
+        description="Start reapi-bridge, then one x86-64 and one ARM64 executor, and start again any "
+        "of them that exits, after 1 s, doubling up to 30 s while it keeps exiting within a minute; "
+        "the bridge always on the address it got first. Record each one's pid, start time, restarts "
+        "and last exit in STATE_DIR/cluster.json. On SIGTERM or SIGINT stop the executors, then the "
+        "bridge (SIGKILL after 30 s), and exit. Exits 1 if one of them cannot start the first time. "
+        "`up` runs this in the background, logging to STATE_DIR/logs/supervisor.log.",
+    )
+    supervise.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
+                           help="where the bridge, executors and logs keep their state (default: "
+                           ".crossbuild/cluster)")
+    supervise.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
+                           help="address for the bridge's first start (default: 127.0.0.1:8980; port 0 "
+                           "picks a free one, kept for every restart)")
+    supervise.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
+    supervise.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
+                           help="slots per executor: actions each one runs at once (default: the number "
+                           f"of CPUs, at least 2; {default_executor_slots()} here)")
+
     status = sub.add_parser(
         "status",
         help="show executors, queues, cache size and hit rate of a running bridge",
         description="Ask a running bridge for its executors (name, properties, slots busy and free), "
-        "queue lengths per platform, CAS size and action-cache hit rate.",
+        "queue lengths per platform, CAS size and action-cache hit rate. Without --bridge, also show "
+        "the processes `up` runs: role, pid, time up, restarts and last exit.",
     )
     status.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
                         help="state dir given to `up` (default: .crossbuild/cluster)")
@@ -215,7 +239,7 @@ Use it from Pants (pants.toml, or flags):
 
 
 def _cluster(args) -> int:
-    from reapi_bridge.local_cluster import ClusterError, LocalCluster, fetch_status
+    from reapi_bridge.cluster.local import ClusterError, LocalCluster, fetch_status
 
     cluster = LocalCluster(args.state_dir)
     try:
@@ -236,7 +260,12 @@ def _cluster(args) -> int:
         if not address:
             print(f"reapi-bridge: nothing was started from {cluster.state_dir}; pass --bridge", file=sys.stderr)
             return 1
-        print(format_report(fetch_status(address), address))
+        try:
+            print(format_report(fetch_status(address), address))
+        finally:  # also when the bridge does not answer: then it matters most
+            processes = "" if args.bridge else cluster.processes_report()
+            if processes:
+                print(processes)
         return 0
     except ClusterError as exc:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
@@ -244,6 +273,15 @@ def _cluster(args) -> int:
     except grpc.RpcError as exc:
         print(f"reapi-bridge: the bridge did not answer: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+
+
+def _supervise(args) -> int:
+    from reapi_bridge.cluster.local import supervise
+
+    if args.concurrency < 1:
+        print("reapi-bridge supervise: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    return supervise(args.state_dir, args.listen, args.config, args.concurrency)
 
 
 def _executor(args) -> int:
@@ -294,6 +332,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _verify(args)
         if args.command == "executor":
             return _executor(args)
+        if args.command == "supervise":
+            return _supervise(args)
         if args.command in ("up", "status", "down"):
             return _cluster(args)
     except ConfigError as exc:

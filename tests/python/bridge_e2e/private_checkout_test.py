@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from reapi_bridge.local_cluster import default_executor_slots
+from reapi_bridge.cluster.local import default_executor_slots
 from reapi_bridge_testing.bridge import client_for, execute, make_action
 
 PEX = Path("reapi-bridge.pex")
