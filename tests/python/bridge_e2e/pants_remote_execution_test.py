@@ -105,7 +105,7 @@ def test_run_survives_arm64_executor_killed_mid_action(cluster, tmp_path):
         assert time.monotonic() < deadline, "the ARM64 executor never started the action"
         time.sleep(0.2)
     os.kill(cluster.pid("executor-arm-a64"), signal.SIGKILL)
-    cluster.up()  # starts a new ARM64 executor in place of the dead one
+    cluster.up()  # the supervisor starts a new ARM64 executor; `up` waits until it registered
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr
     assert (project / "dist" / "codegen" / "slow-arm.txt").read_text() == "aarch64\n"

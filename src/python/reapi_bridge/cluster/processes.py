@@ -10,6 +10,7 @@ cluster runs, read from its state file.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, List
 
 from reapi_bridge.cluster.state import RESTARTING, RUNNING, ClusterState, ProcessRecord
@@ -33,7 +34,7 @@ def _row(p: ProcessRecord, supervised: bool, alive: Callable[[int], bool], now: 
     elif p.state == RUNNING and p.pid:
         pid, up = f"{p.pid}", "exited" if supervised else "gone"
     elif p.state == RESTARTING and supervised:
-        pid, up = "-", f"starts in {duration(p.restart_at - now)}" if p.restart_at > now else "starting"
+        pid, up = "-", f"starts in {duration(math.ceil(p.restart_at - now))}" if p.restart_at > now else "starting"
     else:
         pid, up = "-", "stopped"
     last = f"{p.last_exit}, {duration(now - p.last_exit_at)} ago" if p.last_exit else "-"
