@@ -23,13 +23,13 @@ from reapi_bridge.cluster.supervisor import Backoff, ChildSpec, StartFailed, Sup
 CHILD = """
 import os, signal, sys, time
 starts, stops, role = sys.argv[1:4]
-with open(starts, "a") as f:
-    f.write(f"{os.getpid()} {time.time()}\\n")
 def on_term(signum, frame):
     with open(stops, "a") as f:
         f.write(role + "\\n")
     sys.exit(0)
 signal.signal(signal.SIGTERM, on_term)
+with open(starts, "a") as f:
+    f.write(f"{os.getpid()} {time.time()}\\n")
 while True:
     time.sleep(1)
 """
@@ -108,7 +108,8 @@ def test_backoff_doubles_to_the_cap():
 
 def test_restart_after_sigkill_with_growing_backoff_and_records(tmp_path):
     with Harness(tmp_path) as h:
-        wait_until(lambda: len(h.starts("second")) == 1, "both children to start")
+        # Each child writes its start line itself, in no particular order.
+        wait_until(lambda: len(h.starts("first")) == len(h.starts("second")) == 1, "both children to start")
         state = load_state(h.state_file)
         assert [p.role for p in state.processes] == ["first", "second"]
         assert state.supervisor.pid == os.getpid()
@@ -163,7 +164,7 @@ def test_a_child_that_keeps_crashing_does_not_spin(tmp_path):
 
 def test_stop_is_in_reverse_order_and_restarts_nothing(tmp_path):
     with Harness(tmp_path, roles=("bridge", "executor-a", "executor-b")) as h:
-        wait_until(lambda: len(h.starts("executor-b")) == 1, "all three to start")
+        wait_until(lambda: all(len(h.starts(r)) == 1 for r in ("bridge", "executor-a", "executor-b")), "all three to start")
         pids = {role: h.starts(role)[0][0] for role in ("bridge", "executor-a", "executor-b")}
         # One child is in its backoff when the stop comes: it must not start again.
         h.supervisor.backoff = Backoff(2.0, 2.0, 60.0)
