@@ -47,19 +47,33 @@ class Pending:
     error: Optional[str] = None
 
 
-def session_rss_bytes(session_id: int) -> int:
-    """The resident memory of every process in a session (a worker and what it started)."""
-    total = 0
+def _stat_fields(pid: int) -> List[bytes]:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        # After the command name: state(0) ppid(1) pgrp(2) session(3) ... rss(21), in pages.
+        return f.read().rsplit(b")", 1)[1].split()
+
+
+def _children(pid: int) -> List[int]:
+    found: List[int] = []
+    for task in os.scandir(f"/proc/{pid}/task"):
+        with open(f"{task.path}/children", "rb") as f:
+            found.extend(int(c) for c in f.read().split())
+    return found
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """The resident memory of a process and all its descendants (a worker and what it
+    started: proot, the emulator, the guest), read from /proc/PID/task/*/children."""
     page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
             continue
+        seen.add(current)
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            # After the command name: state(0) ppid(1) pgrp(2) session(3) ... rss(21), in pages.
-            if int(fields[3]) == session_id:
-                total += int(fields[21]) * page
+            total += int(_stat_fields(current)[21]) * page
+            todo.extend(_children(current))
         except (OSError, IndexError, ValueError):
             continue
     return total
@@ -222,5 +236,5 @@ class WorkerProcess:
             return ""
 
     def measure_rss(self) -> int:
-        self.rss_bytes = session_rss_bytes(self.proc.pid) if self.alive else 0
+        self.rss_bytes = tree_rss_bytes(self.proc.pid) if self.alive else 0
         return self.rss_bytes
