@@ -300,3 +300,18 @@ def test_status_lists_workers(client, worker_executor, bridge):
     assert wait_until(lambda: any(w.key == "status-key" and w.requests == 2 for w in rows()), timeout=30), rows()
     row = next(w for w in rows() if w.key == "status-key")
     assert row.protocol == "proto" and row.pid > 0 and row.rss_bytes > 0 and row.busy == 0
+
+
+def test_kill_9_of_a_worker_mid_request_runs_the_action_one_shot(client, worker_executor):
+    import os
+    import signal
+
+    before = int(served_by(run(client, worker_action(client, ["echo"]))[2])[0])
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(run, client, worker_action(client, ["sleep", "2"]))
+        assert wait_until(lambda: any(r.busy for r in worker_executor.pool.rows()), timeout=30)
+        os.kill(before, signal.SIGKILL)
+        response, _, stderr = pending.result(timeout=120)
+    assert response.status.code == 0 and response.result.exit_code == 0
+    assert f"(pid {before}) failed" in stderr and "pid=one-shot" in stderr and "slept" in stderr
+    assert int(served_by(run(client, worker_action(client, ["echo"]))[2])[0]) != before
