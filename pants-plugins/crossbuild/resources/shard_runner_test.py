@@ -1,6 +1,8 @@
 """shard_runner.c and the harness's --run mode, end to end: both built with the plugin's pinned
 zig, real test binaries, real signals and timeouts, natively and in the emulated aarch64
-userland (proot + qemu-user, as the ARM64 executor runs them). Nothing is mocked.
+userland (proot + qemu-user, as the ARM64 executor runs them). Nothing is mocked. The runner's
+`@FLAGFILE` form and its persistent-worker mode are driven as an executor would: the worker
+over real pipes, with protobuf frames written here by hand.
 
 Run: ./pants test pants-plugins/crossbuild/resources/shard_runner_test.py
 """
