@@ -7,7 +7,8 @@ Start-up flags (before the @FLAGFILE / --persistent_worker): `--protocol=proto|j
 --persistent_worker, runs one-shot), `--tag=TEXT` (only to make keys differ).
 
 A request's arguments are a verb and its operands:
-  echo WORD...       answers "pid=P count=N tag=T args=WORD..." (N: requests this process got)
+  echo WORD...       answers "pid=P count=N tag=T inputs=I args=WORD..." (N: requests this
+                     process got; a WORD written @@x in the flag file arrives as @x)
   write PATH TEXT    writes TEXT to PATH (relative to the request's folder), then answers as echo
   read PATH          answers with PATH's content (to see which inputs a request got)
   fail CODE          answers with exit code CODE
@@ -149,7 +150,7 @@ def handle(request, tag, channel=None):
     with LOCK:
         COUNT += 1
         count = COUNT
-    args = request["arguments"]
+    args = [a[1:] if a.startswith("@@") else a for a in request["arguments"]]  # the worker unescapes
     verb, rest = (args[0], args[1:]) if args else ("echo", [])
     base = request["sandboxDir"] or "."
     ident = f"pid={os.getpid()} count={count} tag={tag} inputs={len(request['inputs'])}"
@@ -245,8 +246,7 @@ def main(argv):
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    arguments = [line[1:] if line.startswith("@@") else line for line in lines]
-    answer = handle({"arguments": arguments, "requestId": 0, "cancel": False, "sandboxDir": "", "inputs": []}, tag)
+    answer = handle({"arguments": lines, "requestId": 0, "cancel": False, "sandboxDir": "", "inputs": []}, tag)
     code, output = answer
     sys.stderr.write(output.replace(f"pid={os.getpid()}", "pid=one-shot"))
     return code

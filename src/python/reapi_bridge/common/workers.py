@@ -2,7 +2,9 @@
 
 A client marks an action for a persistent worker the way Bazel does remotely:
 
-- its argv ends with `@FLAGFILE` (an input file whose lines become each request's arguments);
+- its argv ends with `@FLAGFILE` (an input file whose lines become each request's arguments:
+  a line `@OTHER` is replaced by OTHER's lines, a line starting `@@` is passed on unchanged
+  for the worker to unescape, as Bazel does);
   everything before it is the worker's start-up command (the worker is started with
   `--persistent_worker` added);
 - its platform holds `persistentWorkerKey` (the key, when the client computed one) and/or

@@ -63,13 +63,23 @@ class WorkerAttempt:
     note: str = ""
 
 
-def read_flagfile(path: Path) -> List[str]:
-    """The request's arguments: the flag file's lines (a line starting `@@` stands for one
-    starting `@`)."""
+def read_flagfile(path: Path, workdir: Path, depth: int = 0) -> List[str]:
+    """The request's arguments, as Bazel builds them: the flag file's lines, where a line
+    `@OTHER` is replaced by OTHER's lines (relative to the working directory) and a line
+    starting `@@` is passed on as it is (the worker undoes that escape)."""
+    if depth > 8:
+        raise OSError(f"flag files nested more than 8 deep at {path.name}")
     lines = path.read_text().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line[1:] if line.startswith("@@") else line for line in lines]
+    arguments: List[str] = []
+    for line in lines:
+        line = line[:-1] if line.endswith("\r") else line
+        if line.startswith("@") and not line.startswith("@@") and len(line) > 1:
+            arguments.extend(read_flagfile(workdir / line[1:], workdir, depth + 1))
+        else:
+            arguments.append(line)
+    return arguments
 
 
 def _chain(working_directory: str) -> List[str]:
@@ -212,7 +222,7 @@ class WorkerRunner:
             for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
                 (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
             try:
-                arguments = read_flagfile(workdir / spec.flagfile)
+                arguments = read_flagfile(workdir / spec.flagfile, workdir)
             except (OSError, UnicodeDecodeError) as exc:
                 return WorkerAttempt(note=f"{NOTE_PREFIX}the flag file {spec.flagfile} could not be read ({exc}); the action ran one-shot\n")
             request = WorkRequest(

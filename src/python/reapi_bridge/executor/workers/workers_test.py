@@ -315,3 +315,15 @@ def test_kill_9_of_a_worker_mid_request_runs_the_action_one_shot(client, worker_
     assert response.status.code == 0 and response.result.exit_code == 0
     assert f"(pid {before}) failed" in stderr and "pid=one-shot" in stderr and "slept" in stderr
     assert int(served_by(run(client, worker_action(client, ["echo"]))[2])[0]) != before
+
+
+def test_flag_files_expand_nested_files_and_pass_escapes_to_the_worker(client, worker_executor):
+    """Bazel's rule: a line `@OTHER` is replaced by OTHER's lines; `@@x` reaches the worker as
+    it is, and the worker unescapes it (the sample worker prints `@x`)."""
+    action = worker_action(
+        client, ["echo", "first", "@args/more.flags", "@@literal"], extra_files={"args/more.flags": b"second\nthird\n"}
+    )
+    response, _, stderr = run(client, action)
+    assert response.result.exit_code == 0, stderr
+    assert "args=first second third @literal" in stderr
+    assert served_by(stderr)[0] != "one-shot"
