@@ -111,6 +111,35 @@ def junit_name(binary: str) -> str:
     return f"junit-{PurePath(binary).name}.xml"
 
 
+FLAGFILE_DIR = "shard-args"
+
+
+def flagfile_name(binary: str) -> str:
+    """The runner's arguments for one binary, an input of its action (`shard_runner @FILE`)."""
+    return f"{FLAGFILE_DIR}/{PurePath(binary).name}.args"
+
+
+def flagfile_text(
+    binary: str, index: int, total: int, partition: str, case_timeout: int, exec_per_case: bool
+) -> str:
+    """Every per-action value, one argument per line: the process's argv and environment stay
+    the same for every shard and binary, so an executor can keep one persistent worker for all
+    of them. A leading `@` is written `@@` (Bazel's flagfile escape)."""
+    args = [
+        *(["--exec-per-case"] if exec_per_case else []),
+        binary,
+        str(index),
+        str(total),
+        partition,
+        str(case_timeout),
+        junit_name(binary),
+    ]
+    for arg in args:
+        if "\n" in arg or "\r" in arg:
+            raise ValueError(f"a shard runner argument cannot hold a line break: {arg!r}")
+    return "".join(("@" + arg if arg.startswith("@") else arg) + "\n" for arg in args)
+
+
 async def _shard_result(
     address: Address,
     shard: str,
@@ -118,7 +147,10 @@ async def _shard_result(
     test_subsystem: TestSubsystem,
 ) -> TestResult:
     """One TestResult for the shard: every action's output in order, each saying whether it ran
-    or came from the cache, the worst exit code, and one merged JUnit file."""
+    or came from the cache, the worst exit code, and one merged JUnit file.
+
+    The runner (`shard_runner @FLAGFILE`, or a persistent worker's response, which executors
+    return as the action's stderr) writes its whole report to stderr; stdout stays empty."""
     results = [r for _, r in actions]
     xml_contents = await MultiGet(Get(DigestContents, Digest, r.output_digest) for r in results)
     # The newest run id among the results is this run's: an older one was reused from an
@@ -131,19 +163,18 @@ async def _shard_result(
         ran.append(source == "ran")
         label = paths[0] if len(paths) == 1 else f"{len(paths)} binaries"
         stdout_parts.append(f"== {label}: {_SOURCE_WORDS.get(source, source)}, exit {result.exit_code}\n")
-        text = result.stdout.decode(errors="replace")
+        report = result.stderr.decode(errors="replace")
+        text = report
         if source != "ran" and result.exit_code == 0:
             # Unchanged and passing: its summary lines say enough.
             text = "".join(line for line in text.splitlines(keepends=True) if line.startswith("shard "))
         stdout_parts.append(text)
-        if result.stderr:
-            stderr_parts.append(f"== {label}:\n{result.stderr.decode(errors='replace')}")
+        if result.stdout:
+            stderr_parts.append(f"== {label}:\n{result.stdout.decode(errors='replace')}")
         written = {fc.path: fc.content for fc in contents}
         for path in paths:
             xml = written.get(junit_name(path))
-            problem = "" if xml is not None else (
-                f"exit status {result.exit_code}\n{result.stderr.decode(errors='replace')}"
-            )
+            problem = "" if xml is not None else f"exit status {result.exit_code}\n{report}"
             reports.append(BinaryReport(path, xml, problem))
     exit_codes = [r.exit_code for r in results]
     exit_code = 0 if all(c == 0 for c in exit_codes) else next(c for c in exit_codes if c != 0)
@@ -232,35 +263,50 @@ async def run_shard(
         )
     runner = await Get(ShardRunner, {ShardRunnerRequest(runner_platform): ShardRunnerRequest, build_env: EnvironmentName})
     index, total = fs.shard_index.value, fs.shards.value
+    # Nothing that differs between shards or binaries: those values are in each action's
+    # flagfile (the runner gives the test processes TEST_SHARD_INDEX and TEST_TOTAL_SHARDS from
+    # it), so one persistent worker on an executor can serve every shard's actions.
     env = FrozenDict(
         {
             **test_extra_env.env,
             "PATH": "/usr/bin:/bin",
-            "TEST_SHARD_INDEX": str(index),
-            "TEST_TOTAL_SHARDS": str(total),
             **({"CROSSBUILD_ALLOW_EMULATION": "1"} if local else {}),
-            **({} if subsystem.fork_cases else {"CROSSBUILD_EXEC_PER_CASE": "1"}),
         }
     )
     cache_scope = ProcessCacheScope.PER_SESSION if test_subsystem.force else ProcessCacheScope.SUCCESSFUL
     paths = [path for path, _, _ in built.binaries]
-    args = (str(index), str(total), fs.partition.value, str(fs.case_timeout.value))
+    flagfiles = await MultiGet(
+        Get(
+            Digest,
+            CreateDigest(
+                [
+                    FileContent(
+                        flagfile_name(path),
+                        flagfile_text(
+                            path, index, total, fs.partition.value, fs.case_timeout.value, not subsystem.fork_cases
+                        ).encode(),
+                    )
+                ]
+            ),
+        )
+        for path in paths
+    )
     description = f"{fs.address} ({built.platform}, {shard_name(index, total)})"
     if subsystem.granularity == Granularity.binary:
-        # One action per binary: its inputs are that binary, the runner and the partition, so
-        # an edit that changes one binary re-runs that binary's cases only.
-        groups = [((path,), digest) for path, digest in zip(paths, built.binary_digests)]
+        # One action per binary: its inputs are that binary, its flagfile (the partition) and
+        # the runner, so an edit that changes one binary re-runs that binary's cases only.
+        groups = [((path,), (digest, flags)) for path, digest, flags in zip(paths, built.binary_digests, flagfiles)]
     else:
-        groups = [(tuple(paths), await Get(Digest, MergeDigests(built.binary_digests)))] if paths else []
-    inputs = await MultiGet(Get(Digest, MergeDigests([runner.digest, d])) for _, d in groups)
+        groups = [(tuple(paths), (*built.binary_digests, *flagfiles))] if paths else []
+    inputs = await MultiGet(Get(Digest, MergeDigests([runner.digest, *ds])) for _, ds in groups)
     processes = []
     for (group, _), input_digest in zip(groups, inputs):
         if len(group) == 1:
-            argv: Tuple[str, ...] = (runner.path, group[0], *args, junit_name(group[0]))
+            argv: Tuple[str, ...] = (runner.path, "@" + flagfile_name(group[0]))
         else:
             # Every binary in one action, one after another (the whole shard re-runs on any change).
             script = (
-                'rc=0; for b in "$@"; do "./$0" "$b" ' + " ".join(args) + ' "junit-${b##*/}.xml"; '
+                'rc=0; for b in "$@"; do "./$0" "@' + FLAGFILE_DIR + '/${b##*/}.args"; '
                 "s=$?; [ $s -le $rc ] || rc=$s; done; exit $rc"
             )
             argv = ("/bin/sh", "-c", script, runner.path, *group)

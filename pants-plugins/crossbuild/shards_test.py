@@ -69,3 +69,90 @@ def test_non_integer_shards_is_a_build_error_naming_the_field(rule_runner):
     with pytest.raises(ExecutionError) as e:
         rule_runner.get_target(Address("src", target_name="z"))
     assert "shards" in str(e.value) and "src:z" in str(e.value)
+
+
+def test_the_flagfile_holds_every_per_action_value_one_per_line():
+    from crossbuild.shards import flagfile_name, flagfile_text
+
+    assert flagfile_name("bin/alpha_test") == "shard-args/alpha_test.args"
+    assert flagfile_text("bin/alpha_test", 2, 4, "hash", 60, False) == (
+        "bin/alpha_test\n2\n4\nhash\n60\njunit-alpha_test.xml\n"
+    )
+    assert flagfile_text("bin/a", 0, 1, "slice", 5, True) == "--exec-per-case\nbin/a\n0\n1\nslice\n5\njunit-a.xml\n"
+    # Bazel's escape for a leading `@`; a line break cannot be written at all.
+    assert flagfile_text("@x/t", 0, 1, "count", 5, False).startswith("@@x/t\n0\n")
+    with pytest.raises(ValueError):
+        flagfile_text("bin/a\nb", 0, 1, "count", 5, False)
+
+
+def test_the_shard_result_shows_each_runner_report_from_stderr():
+    """The runner (one-shot `@FLAGFILE`, or a worker's response) reports on stderr."""
+    from pants.core.goals.test import ShowOutput, TestSubsystem
+    from pants.engine.fs import (
+        EMPTY_DIGEST,
+        EMPTY_FILE_DIGEST,
+        EMPTY_SNAPSHOT,
+        CreateDigest,
+        Digest,
+        DigestContents,
+        FileContent,
+        Snapshot,
+    )
+    from pants.engine.internals.native_engine import ProcessExecutionEnvironment
+    from pants.engine.process import FallibleProcessResult, ProcessResultMetadata
+    from pants.testutil.option_util import create_subsystem
+    from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
+    from crossbuild.shards import _shard_result
+
+    env = ProcessExecutionEnvironment(
+        environment_name=None, platform="linux_x86_64", docker_image=None, remote_execution=False,
+        remote_execution_extra_platform_properties=[],
+    )
+
+    def result(stderr: str, code: int, source: str, xml_name: str) -> FallibleProcessResult:
+        # The output digest stands for the files the mock below returns: one XML, or none.
+        digest = Digest("0" * 64, 1) if xml_name else EMPTY_DIGEST
+        return FallibleProcessResult(
+            stdout=b"", stdout_digest=EMPTY_FILE_DIGEST, stderr=stderr.encode(), stderr_digest=EMPTY_FILE_DIGEST,
+            exit_code=code, output_digest=digest,
+            metadata=ProcessResultMetadata(10, env, source, 1),
+        )
+
+    ran = "shard 1/2, bin/a_test: 2 of 3 cases\nFAIL bin/a_test::x (0.001s): exit status 1\n    | boom\nshard 1/2, bin/a_test: 1 passed, 1 failed\n"
+    cached = "shard 1/2, bin/b_test: 1 of 1 cases\nPASS bin/b_test::y (0.001s)\nshard 1/2, bin/b_test: 1 passed\n"
+    dead = "shard_runner: stopped by signal 15; no results written\n"
+    actions = [
+        (("bin/a_test",), result(ran, 1, "ran", "junit-a_test.xml")),
+        (("bin/b_test",), result(cached, 0, "hit_remotely", "junit-b_test.xml")),
+        (("bin/c_test",), result(dead, 143, "ran", "")),
+    ]
+    written = []
+
+    def contents(digest: Digest) -> DigestContents:
+        if digest == EMPTY_DIGEST:
+            return DigestContents([])
+        return DigestContents([FileContent(f"junit-{n}_test.xml", b"<testsuites/>") for n in "ab"])
+
+    def create(request: CreateDigest) -> Digest:
+        written.extend(request)
+        return EMPTY_DIGEST
+
+    test_subsystem = create_subsystem(TestSubsystem, output=ShowOutput.ALL)
+    out = run_rule_with_mocks(
+        _shard_result,
+        rule_args=[Address("src", target_name="arm", generated_name="shard-1-of-2"), "shard-1-of-2", actions, test_subsystem],
+        mock_gets=[
+            MockGet(output_type=DigestContents, input_types=(Digest,), mock=contents),
+            MockGet(output_type=Digest, input_types=(CreateDigest,), mock=create),
+            MockGet(output_type=Snapshot, input_types=(Digest,), mock=lambda _: EMPTY_SNAPSHOT),
+        ],
+    )
+    assert out.stdout == (
+        "== bin/a_test: ran, exit 1\n" + ran
+        + "== bin/b_test: cached remotely, exit 0\nshard 1/2, bin/b_test: 1 of 1 cases\nshard 1/2, bin/b_test: 1 passed\n"
+        + "== bin/c_test: ran, exit 143\n" + dead
+    )
+    assert out.stderr == "" and out.exit_code == 1
+    (report,) = written
+    assert b"exit status 143\nshard_runner: stopped by signal 15" in report.content

@@ -108,16 +108,28 @@ def remote_flags(address: str, execution: bool = True) -> List[str]:
     return flags
 
 
+# Remote environments a test project may name: (ISA, shell search path, worker hint). The
+# `_workers` ones add the platform property that has executors serve `@FLAGFILE` actions (the
+# shard runner's) through persistent workers, as the repository's linux_arm64 does.
+REMOTE_ENVIRONMENTS = {
+    "linux_x86_64": ("x86-64", '"/usr/bin", "/bin"', False),
+    "linux_arm64": ("arm-a64", '"/bin", "/usr/bin"', False),
+    "linux_arm64_workers": ("arm-a64", '"/bin", "/usr/bin"', True),
+}
+
+
 def environment_target(name: str, shell: bool) -> str:
     """The repository's root BUILD definition of environment `name`; the shell backend's field
     only where that backend is loaded (Pants refuses a field no loaded backend registers)."""
     if name == "local":
         return 'local_environment(name="local")\n'
-    isa, search_path = {"linux_x86_64": ("x86-64", '"/usr/bin", "/bin"'), "linux_arm64": ("arm-a64", '"/bin", "/usr/bin"')}[name]
+    isa, search_path, workers = REMOTE_ENVIRONMENTS[name]
     shell_field = f"    shell_setup_executable_search_paths=[{search_path}],\n" if shell else ""
+    hint = ', "persistentWorkerProtocol=proto"' if workers else ""
+    platform = name.replace("_workers", "")
     return (
-        f'remote_environment(\n    name="{name}",\n    platform="{name}",\n'
-        f'    extra_platform_properties=["OSFamily=linux", "ISA={isa}"],\n'
+        f'remote_environment(\n    name="{name}",\n    platform="{platform}",\n'
+        f'    extra_platform_properties=["OSFamily=linux", "ISA={isa}"{hint}],\n'
         f'    fallback_environment="local",\n{shell_field})\n'
     )
 

@@ -7,13 +7,16 @@
  * source re-runs only that binary's cases.
  *
  * Usage:
- *   shard_runner BINARY SHARD_INDEX TOTAL_SHARDS PARTITION CASE_TIMEOUT JUNIT_XML
+ *   shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS PARTITION CASE_TIMEOUT JUNIT_XML
+ *   shard_runner @FLAGFILE
+ *   shard_runner --persistent_worker
  *
  *   BINARY         the test binary, a path relative to the working directory (the sandbox), as
  *                  the archive's manifest names it (`bin/foo_test`); it is the JUnit classname.
  *   SHARD_INDEX    0-based, below TOTAL_SHARDS. Output says "shard K/N" with K 1-based. The test
- *                  processes see the environment this runner got (the plugin sets Bazel's
- *                  TEST_SHARD_INDEX and TEST_TOTAL_SHARDS there).
+ *                  processes get Bazel's TEST_SHARD_INDEX and TEST_TOTAL_SHARDS from these two
+ *                  arguments (whatever the runner's own environment says), and the rest of the
+ *                  runner's environment.
  *   PARTITION      which of the binary's cases belong to this shard:
  *                    hash   (POSIX cksum CRC-32 of "BINARY::CASE") mod TOTAL_SHARDS: a case keeps
  *                           its shard when other cases, or other binaries, come and go.
@@ -24,6 +27,36 @@
  *   CASE_TIMEOUT   whole seconds >= 1, for `--list` and for each case.
  *   JUNIT_XML      written atomically (a temporary file renamed into place) on exit 0 and 1, and
  *                  on exit 3 when the problem allows it; never half written.
+ *   --exec-per-case  never try --run (below): one `--exact` process per case. Options come before
+ *                  BINARY; `--` ends them. CROSSBUILD_EXEC_PER_CASE=1 in the environment does the
+ *                  same (older plugins set it).
+ *
+ *   The positional form writes its report to stdout and its diagnostics to stderr.
+ *
+ *   @FLAGFILE (the form the plugin uses): the same arguments, options included, one per line of
+ *   FLAGFILE (a path relative to the working directory; "\n" or "\r\n" ends a line). As in
+ *   Bazel, a line starting with "@@" stands for itself with one "@" fewer; a line starting with
+ *   one "@" (another flagfile) is a usage error. This form writes everything, report and
+ *   diagnostics, to stderr, in the order it happened: a persistent worker's response carries
+ *   exactly those bytes, and its executor hands them back as the action's stderr.
+ *
+ *   --persistent_worker: a Bazel persistent worker (singleplex, protobuf framing), so that an
+ *   emulated executor pays the emulator's start-up once for many actions. Requests come on
+ *   stdin, responses go to stdout (nothing else does); each message is its length as a base-128
+ *   varint, then the message (at most 16 MiB). The fields used:
+ *     WorkRequest   arguments=1 (repeated string: the flagfile's lines), inputs=2 (ignored),
+ *                   request_id=3 (int32), cancel=4 (bool), verbosity=5 (ignored),
+ *                   sandbox_dir=6 (string, relative to the worker's working directory)
+ *     WorkResponse  exit_code=1 (int32), output=2 (string), request_id=3 (int32, echoed)
+ *   Other fields are skipped by their wire type (varint, 64-bit, length-delimited, 32-bit).
+ *   Each request runs in a child process: in sandbox_dir if it is set, stdin /dev/null, stdout
+ *   and stderr into one temporary file, the same code as `@FLAGFILE` with the request's
+ *   arguments (nothing is kept from one request to the next: every file is read afresh). The
+ *   response holds the child's exit status (128 + N if signal N killed it) and that file (past
+ *   16 MiB less 4 KiB: its end, after a note of what was left out), so its
+ *   output and the JUnit XML are what `shard_runner @FLAGFILE` gives for the same inputs. A
+ *   request with cancel set gets no response (a singleplex worker has answered every request it
+ *   has read). End of stdin: exit 0. A malformed frame or message: a message on stderr, exit 1.
  *
  * Protocol with the test binary (see crossbuild_test.h):
  *   BIN --list                    case names, one per line (blank lines, a trailing CR ignored).
@@ -37,8 +70,6 @@
  *   together; the XML keeps the last 64 KiB, the console the last 50 lines.
  *   If a --run binary stops answering for CASE_TIMEOUT + 10 s, or dies, the runner kills it,
  *   reports the case it was on, and starts --run again with the cases left.
- *
- *   With CROSSBUILD_EXEC_PER_CASE=1 in the environment the runner never tries --run.
  *
  * Classification: PASS exit 0; FAIL other exit status (4: the case called exit() early); CRASH
  * killed by a signal; TIMEOUT killed for running past CASE_TIMEOUT. A failing --list is one
@@ -65,6 +96,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -97,6 +129,7 @@ struct test_case {
 
 static const char *binary, *partition, *junit_path;
 static unsigned long shard, total, case_timeout;
+static int exec_per_case; /* --exec-per-case, or CROSSBUILD_EXEC_PER_CASE=1 */
 static char work_dir[4096];
 static const char *emulator; /* qemu path, or NULL */
 static struct test_case *cases;
@@ -110,8 +143,10 @@ static void die_usage(const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nusage: shard_runner BINARY SHARD_INDEX TOTAL_SHARDS hash|count|slice CASE_TIMEOUT "
-          "JUNIT_XML\n",
+    fputs("\nusage: shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS hash|count|slice "
+          "CASE_TIMEOUT JUNIT_XML\n"
+          "       shard_runner @FLAGFILE        (the same arguments, one per line)\n"
+          "       shard_runner --persistent_worker\n",
           stderr);
     exit(2);
 }
@@ -810,29 +845,51 @@ static void rm_tree_files(const char *dir) {
     rmdir(dir);
 }
 
-int main(int argc, char **argv) {
+/* One (shard, binary): the whole job of the runner, in whichever mode it was started. `args`
+ * are the arguments after the program name, `@@` already turned into `@`. Returns the exit
+ * status; usage errors and some setup errors exit the process directly. */
+static int run_shard(char **args, size_t nargs) {
     struct sigaction sa;
     struct test_case list_error;
-    const char *arch;
+    const char *arch, *exec_env = getenv("CROSSBUILD_EXEC_PER_CASE");
     size_t selected, i, from, counts[5] = {0, 0, 0, 0, 0};
     long long t0 = now_micros();
     int listed;
     struct stat st;
+    char number[32];
 
-    if (argc != 7) die_usage("expected 6 arguments, got %d", argc - 1);
-    binary = argv[1];
-    partition = argv[4];
-    junit_path = argv[6];
-    if (!parse_ulong(argv[3], &total) || total < 1)
-        die_usage("TOTAL_SHARDS must be a whole number >= 1, got '%s'", argv[3]);
-    if (!parse_ulong(argv[2], &shard) || shard >= total)
+    for (i = 0; i < nargs && strncmp(args[i], "--", 2) == 0; i++) {
+        if (strcmp(args[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(args[i], "--exec-per-case") == 0) exec_per_case = 1;
+        else die_usage("unknown option '%s'", args[i]);
+    }
+    args += i;
+    nargs -= i;
+    if (nargs != 6) die_usage("expected 6 arguments, got %lu", (unsigned long)nargs);
+    binary = args[0];
+    partition = args[3];
+    junit_path = args[5];
+    if (!parse_ulong(args[2], &total) || total < 1)
+        die_usage("TOTAL_SHARDS must be a whole number >= 1, got '%s'", args[2]);
+    if (!parse_ulong(args[1], &shard) || shard >= total)
         die_usage("SHARD_INDEX is 0-based and must be below TOTAL_SHARDS (%lu), got '%s'", total,
-                  argv[2]);
+                  args[1]);
     if (strcmp(partition, "hash") && strcmp(partition, "count") && strcmp(partition, "slice"))
         die_usage("PARTITION must be hash, count or slice, got '%s'", partition);
-    if (!parse_ulong(argv[5], &case_timeout) || case_timeout < 1)
-        die_usage("CASE_TIMEOUT must be whole seconds >= 1, got '%s'", argv[5]);
+    if (!parse_ulong(args[4], &case_timeout) || case_timeout < 1)
+        die_usage("CASE_TIMEOUT must be whole seconds >= 1, got '%s'", args[4]);
     if (!*junit_path) die_usage("JUNIT_XML is empty");
+    if (exec_env && strcmp(exec_env, "1") == 0) exec_per_case = 1;
+
+    /* Bazel's sharding variables for the test processes, from the arguments (the environment
+     * of a worker is shared by every shard, so it cannot carry them). */
+    snprintf(number, sizeof number, "%lu", shard);
+    setenv("TEST_SHARD_INDEX", number, 1);
+    snprintf(number, sizeof number, "%lu", total);
+    setenv("TEST_TOTAL_SHARDS", number, 1);
 
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -913,10 +970,9 @@ int main(int argc, char **argv) {
 
     from = 0;
     if (selected > 0) {
-        const char *exec_only = getenv("CROSSBUILD_EXEC_PER_CASE");
-        size_t done = exec_only && strcmp(exec_only, "1") == 0 ? (size_t)-1 : run_forked(0);
+        size_t done = exec_per_case ? (size_t)-1 : run_forked(0);
         if (done == (size_t)-1) {
-            if (!(exec_only && strcmp(exec_only, "1") == 0))
+            if (!exec_per_case)
                 printf("note: %s does not answer --run: one process per case (--exact)\n", binary);
             for (i = 0; i < ncases && !stop_signal; i++) run_exact(&cases[i]);
         } else {
@@ -951,4 +1007,357 @@ int main(int argc, char **argv) {
            (unsigned long)counts[TIMEOUT], (unsigned long)counts[CRASH], (unsigned long)ncases);
     if (!write_junit(cases, ncases, now_micros() - t0)) return 3;
     return counts[PASS] == ncases ? 0 : 1;
+}
+
+/* ---- arguments from a flagfile or a work request ------------------------------------------ */
+
+/* Bazel's escape: an argument starting with `@@` stands for the same text with one `@` fewer. A
+ * lone leading `@` would be another flagfile, which this runner does not read. */
+static void unescape_args(char **args, size_t nargs) {
+    size_t i;
+    for (i = 0; i < nargs; i++) {
+        if (args[i][0] != '@') continue;
+        if (args[i][1] != '@')
+            die_usage("'%s': a flagfile may not name another flagfile (write @@ for a leading @)",
+                      args[i]);
+        memmove(args[i], args[i] + 1, strlen(args[i]));
+    }
+}
+
+struct arg_list {
+    char **items;
+    size_t n, cap;
+};
+
+static void arg_add(struct arg_list *l, const char *s, size_t len) {
+    if (l->n == l->cap) {
+        char **bigger;
+        l->cap = l->cap ? l->cap * 2 : 16;
+        bigger = xmalloc(l->cap * sizeof *bigger);
+        if (l->n) memcpy(bigger, l->items, l->n * sizeof *bigger);
+        free(l->items);
+        l->items = bigger;
+    }
+    l->items[l->n] = xmalloc(len + 1);
+    memcpy(l->items[l->n], s, len);
+    l->items[l->n++][len] = 0;
+}
+
+/* `shard_runner @FLAGFILE`: one argument per line ("\n", or "\r\n"); the text after the last
+ * newline is an argument too when it is not empty. */
+static int run_flagfile(const char *path) {
+    struct arg_list l = {NULL, 0, 0};
+    size_t len, i, start = 0;
+    char *text = read_file(path, &len);
+    if (text == NULL) die_usage("cannot read the flagfile %s: %s", path, strerror(errno));
+    if (memchr(text, 0, len) != NULL) die_usage("the flagfile %s holds a NUL byte", path);
+    for (i = 0; i <= len; i++) {
+        if (i < len && text[i] != '\n') continue;
+        if (i == len && start == len) break;
+        arg_add(&l, text + start, i > start && text[i - 1] == '\r' ? i - start - 1 : i - start);
+        start = i + 1;
+    }
+    free(text);
+    unescape_args(l.items, l.n);
+    return run_shard(l.items, l.n);
+}
+
+/* ---- persistent worker (Bazel's worker protocol, protobuf framing) ------------------------- */
+
+#define MESSAGE_LIMIT (16u << 20)
+#define RESPONSE_OUTPUT_LIMIT (MESSAGE_LIMIT - 4096)
+
+struct work_request {
+    struct arg_list args;
+    int32_t request_id;
+    int cancel;
+    char *sandbox_dir; /* NULL when absent */
+};
+
+static void worker_fail(const char *fmt, ...) {
+    va_list ap;
+    fputs("shard_runner: persistent worker: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* Reads exactly n bytes from fd. Returns n, or how many it got before end of file. */
+static size_t read_exact(int fd, unsigned char *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) worker_fail("cannot read stdin: %s", strerror(errno));
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+static void write_exact(int fd, const unsigned char *buf, size_t n) {
+    while (n > 0) {
+        ssize_t r = write(fd, buf, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) worker_fail("cannot write a response: %s", strerror(errno));
+        buf += r;
+        n -= (size_t)r;
+    }
+}
+
+/* Decodes a varint from [*p, end); returns 0 when it is cut short or longer than 10 bytes. */
+static int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *value) {
+    unsigned shift;
+    *value = 0;
+    for (shift = 0; shift < 70; shift += 7) {
+        unsigned char b;
+        if (*p >= end) return 0;
+        b = *(*p)++;
+        *value |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+static size_t put_varint(unsigned char *p, uint64_t value) {
+    size_t n = 0;
+    while (value >= 0x80) {
+        p[n++] = (unsigned char)(value | 0x80);
+        value >>= 7;
+    }
+    p[n++] = (unsigned char)value;
+    return n;
+}
+
+/* An int32 field's varint (sign-extended to 64 bits when negative) as the int32 it encodes. */
+static int32_t as_int32(uint64_t v) {
+    uint32_t u = (uint32_t)v;
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* Reads one length-prefixed message into a new buffer. Returns 0 at end of file before its first
+ * byte; exits on anything else that is not a whole frame within MESSAGE_LIMIT. */
+static int read_frame(unsigned char **buf, size_t *len) {
+    unsigned char b;
+    uint64_t size = 0;
+    unsigned shift;
+    for (shift = 0;; shift += 7) {
+        if (read_exact(0, &b, 1) != 1) {
+            if (shift == 0) return 0;
+            worker_fail("stdin ended inside a length prefix");
+        }
+        if (shift > 28) worker_fail("a length prefix longer than 5 bytes");
+        size |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+    }
+    if (size > MESSAGE_LIMIT)
+        worker_fail("a request of %llu bytes (the limit is %u)", (unsigned long long)size,
+                    MESSAGE_LIMIT);
+    *len = (size_t)size;
+    *buf = xmalloc(*len);
+    if (read_exact(0, *buf, *len) != *len)
+        worker_fail("stdin ended inside a request of %lu bytes", (unsigned long)*len);
+    return 1;
+}
+
+/* WorkRequest: arguments=1 (string, repeated), inputs=2 (message, repeated: skipped),
+ * request_id=3 (int32), cancel=4 (bool), verbosity=5 (int32: ignored), sandbox_dir=6 (string).
+ * Unknown fields are skipped by wire type. Exits on a malformed message. */
+static void parse_request(const unsigned char *p, size_t len, struct work_request *req) {
+    const unsigned char *end = p + len;
+    memset(req, 0, sizeof *req);
+    while (p < end) {
+        uint64_t key, value = 0;
+        const unsigned char *data = NULL;
+        unsigned field, wire;
+        if (!get_varint(&p, end, &key)) worker_fail("malformed request: a cut field key");
+        field = key >> 3 > 0x1fffffff ? 0 : (unsigned)(key >> 3);
+        wire = (unsigned)(key & 7);
+        if (field == 0) worker_fail("malformed request: field number %llu", (unsigned long long)(key >> 3));
+        switch (wire) {
+        case 0:
+            if (!get_varint(&p, end, &value)) worker_fail("malformed request: a cut varint");
+            break;
+        case 1:
+            if (end - p < 8) worker_fail("malformed request: a cut 64-bit field");
+            p += 8;
+            break;
+        case 2:
+            if (!get_varint(&p, end, &value) || value > (uint64_t)(end - p))
+                worker_fail("malformed request: field %u runs past the message", field);
+            data = p;
+            p += value;
+            break;
+        case 5:
+            if (end - p < 4) worker_fail("malformed request: a cut 32-bit field");
+            p += 4;
+            break;
+        default:
+            worker_fail("malformed request: wire type %u in field %u", wire, field);
+        }
+        if (field > 6) continue;
+        if (wire != (field == 1 || field == 2 || field == 6 ? 2u : 0u))
+            worker_fail("malformed request: field %u has wire type %u", field, wire);
+        if (field == 1 || field == 6) {
+            if (memchr(data, 0, (size_t)value) != NULL)
+                worker_fail("malformed request: a NUL byte in field %u", field);
+            if (field == 1) {
+                arg_add(&req->args, (const char *)data, (size_t)value);
+            } else {
+                free(req->sandbox_dir);
+                req->sandbox_dir = xmalloc((size_t)value + 1);
+                memcpy(req->sandbox_dir, data, (size_t)value);
+                req->sandbox_dir[value] = 0;
+            }
+        } else if (field == 3) {
+            req->request_id = as_int32(value);
+        } else if (field == 4) {
+            req->cancel = value != 0;
+        }
+    }
+}
+
+/* WorkResponse: exit_code=1, output=2, request_id=3 (zero values left out, as proto3 does). */
+static void write_response(int exit_code, const char *output, size_t output_len, int32_t request_id) {
+    unsigned char *msg = xmalloc(output_len + 64), prefix[10];
+    size_t n = 0;
+    if (exit_code != 0) {
+        msg[n++] = 1 << 3 | 0;
+        n += put_varint(msg + n, (uint64_t)(int64_t)exit_code);
+    }
+    if (output_len > 0) {
+        msg[n++] = 2 << 3 | 2;
+        n += put_varint(msg + n, output_len);
+        memcpy(msg + n, output, output_len);
+        n += output_len;
+    }
+    if (request_id != 0) {
+        msg[n++] = 3 << 3 | 0;
+        n += put_varint(msg + n, (uint64_t)(int64_t)request_id);
+    }
+    write_exact(1, prefix, put_varint(prefix, n));
+    write_exact(1, msg, n);
+    free(msg);
+}
+
+/* An unnamed temporary file for a request's output: in TMPDIR, /tmp, else the working folder. */
+static int output_file(void) {
+    const char *dirs[3];
+    size_t i;
+    dirs[0] = getenv("TMPDIR");
+    dirs[1] = "/tmp";
+    dirs[2] = ".";
+    for (i = 0; i < 3; i++) {
+        char *path;
+        int fd;
+        if (dirs[i] == NULL || !*dirs[i]) continue;
+        path = xprintf("%s/.shard_runner-output.XXXXXX", dirs[i]);
+        fd = mkstemp(path);
+        if (fd >= 0) {
+            unlink(path);
+            free(path);
+            return fd;
+        }
+        free(path);
+    }
+    worker_fail("cannot create a temporary file for a request's output: %s", strerror(errno));
+    return -1;
+}
+
+/* A request's output: the whole file, or its last RESPONSE_OUTPUT_LIMIT bytes with a note. */
+static char *read_output(int fd, size_t *len) {
+    struct stat st;
+    size_t size, skip, n;
+    char *buf, *note;
+    if (fstat(fd, &st) != 0) worker_fail("cannot read a request's output: %s", strerror(errno));
+    size = (size_t)st.st_size;
+    skip = size > RESPONSE_OUTPUT_LIMIT ? size - RESPONSE_OUTPUT_LIMIT : 0;
+    if (lseek(fd, (off_t)skip, SEEK_SET) < 0)
+        worker_fail("cannot read a request's output: %s", strerror(errno));
+    buf = xmalloc(size - skip + 1);
+    n = read_exact(fd, (unsigned char *)buf, size - skip);
+    buf[n] = 0;
+    *len = n;
+    if (!skip) return buf;
+    note = xprintf("[... %lu bytes of output omitted ...]\n%s", (unsigned long)skip, buf);
+    free(buf);
+    *len = strlen(note);
+    return note;
+}
+
+/* Runs one request in a child process, as `shard_runner @FLAGFILE` would run those arguments,
+ * and answers with its exit status and everything it wrote. */
+static void serve(struct work_request *req) {
+    int fd = output_file(), status = 0;
+    pid_t parent = getpid(), pid;
+    size_t len;
+    char *output;
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) worker_fail("fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the worker was killed: stop like a one-shot runner */
+        if (getppid() != parent) _exit(128 + SIGTERM);
+        if (null_fd >= 0) {
+            dup2(null_fd, 0);
+            close(null_fd);
+        }
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        signal(SIGPIPE, SIG_DFL);
+        if (req->sandbox_dir && *req->sandbox_dir && chdir(req->sandbox_dir) != 0) {
+            fprintf(stderr, "shard_runner: cannot enter the sandbox %s: %s\n", req->sandbox_dir,
+                    strerror(errno));
+            exit(3);
+        }
+        unescape_args(req->args.items, req->args.n);
+        exit(run_shard(req->args.items, req->args.n));
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) worker_fail("waitpid failed: %s", strerror(errno));
+    }
+    output = read_output(fd, &len);
+    close(fd);
+    write_response(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output, len,
+                   req->request_id);
+    free(output);
+}
+
+static int worker_main(void) {
+    unsigned char *buf;
+    size_t len, i;
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is a write error, reported */
+    while (read_frame(&buf, &len)) {
+        struct work_request req;
+        parse_request(buf, len, &req);
+        free(buf);
+        /* Singleplex: a request is answered before the next one is read, so a cancel names a
+         * request already answered (or none): nothing to do, and no response. */
+        if (!req.cancel) serve(&req);
+        for (i = 0; i < req.args.n; i++) free(req.args.items[i]);
+        free(req.args.items);
+        free(req.sandbox_dir);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int i;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--persistent_worker") != 0) continue;
+        if (argc != 2) die_usage("--persistent_worker takes no other arguments");
+        return worker_main();
+    }
+    if (argc == 2 && argv[1][0] == '@' && argv[1][1] != '@') {
+        /* Everything on stderr, in the order it was written, as a worker's response holds it. */
+        dup2(2, 1);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        return run_flagfile(argv[1] + 1);
+    }
+    return run_shard(argv + 1, (size_t)(argc - 1));
 }

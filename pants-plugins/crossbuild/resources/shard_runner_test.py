@@ -1,6 +1,8 @@
 """shard_runner.c and the harness's --run mode, end to end: both built with the plugin's pinned
 zig, real test binaries, real signals and timeouts, natively and in the emulated aarch64
-userland (proot + qemu-user, as the ARM64 executor runs them). Nothing is mocked.
+userland (proot + qemu-user, as the ARM64 executor runs them). Nothing is mocked. The runner's
+`@FLAGFILE` form and its persistent-worker mode are driven as an executor would: the worker
+over real pipes, with protobuf frames written here by hand.
 
 Run: ./pants test pants-plugins/crossbuild/resources/shard_runner_test.py
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +19,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -115,6 +118,16 @@ int main(int argc, char **argv) {
 }
 """
 
+# Shows what its test processes see of the sharding variables.
+ENV_C = r"""
+#include "crossbuild_test.h"
+#include <stdlib.h>
+CB_TEST(shows_shard_variables) {
+    printf("shard variables %s of %s\n", getenv("TEST_SHARD_INDEX"), getenv("TEST_TOTAL_SHARDS"));
+    CB_FAIL("shown");
+}
+"""
+
 MANY_C = '#include "crossbuild_test.h"\n' + "".join(
     f"CB_TEST(case_{i:03d}) {{ CB_ASSERT_EQ_INT({i} * 2, {i * 2}); }}\n" for i in range(60)
 )
@@ -132,9 +145,9 @@ def zig_cc(target: str, source: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Dict[str, Dict[str, Path]]:
-    """runner, bad, old, listcrash and many, for both architectures."""
+    """runner, bad, old, listcrash, many and env, for both architectures."""
     out = tmp_path_factory.mktemp("built")
-    sources = {"bad": BAD_C, "old": OLD_C, "listcrash": LIST_CRASH_C, "many": MANY_C}
+    sources = {"bad": BAD_C, "old": OLD_C, "listcrash": LIST_CRASH_C, "many": MANY_C, "env": ENV_C}
     for name, text in sources.items():
         (out / f"{name}.c").write_text(text)
     result: Dict[str, Dict[str, Path]] = {}
@@ -320,6 +333,347 @@ def test_a_binary_for_another_machine_is_refused_unless_emulation_is_allowed(bui
     assert f"running {OTHER} binaries under {qemu}" in run.stdout and len(run.cases()) == 60
 
 
+# ---- @FLAGFILE and --persistent_worker -------------------------------------------------------
+
+# Times differ from run to run; everything else the runner writes must not.
+def untimed(text: str) -> str:
+    text = re.sub(r"\(\d+\.\d{3}s\)", "(T)", text)
+    return re.sub(r'time="[0-9.]+"', 'time="T"', text)
+
+
+def xml_text(box: Path, name: str) -> Optional[str]:
+    path = box / name
+    return untimed(path.read_text()) if path.exists() else None
+
+
+def write_flagfile(box: Path, lines: Sequence[str], name: str = "shard-args/t.args") -> str:
+    (box / name).parent.mkdir(parents=True, exist_ok=True)
+    (box / name).write_text("".join(line + "\n" for line in lines))
+    return name
+
+
+def run_flagfile(box: Path, lines: Sequence[str], env: Optional[dict] = None) -> Tuple[subprocess.CompletedProcess, Optional[str]]:
+    """`shard_runner @FLAGFILE` (JUNIT_XML is the last line); returns the process and its XML."""
+    name = write_flagfile(box, lines)
+    proc = subprocess.run(["./shard_runner", "@" + name], cwd=box, capture_output=True, text=True,
+                          env={"PATH": PATH, **(env or {})})
+    return proc, xml_text(box, lines[-1])
+
+
+# Protobuf, by hand: a varint, and fields by wire type (0 varint, 1 64-bit, 2 bytes, 5 32-bit).
+def varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # negative int32 values go on the wire sign-extended to 64 bits
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def field(number: int, value, wire: Optional[int] = None) -> bytes:
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return varint(number << 3 | 2) + varint(len(value)) + value
+    if wire == 1:
+        return varint(number << 3 | 1) + value.to_bytes(8, "little")
+    if wire == 5:
+        return varint(number << 3 | 5) + value.to_bytes(4, "little")
+    return varint(number << 3) + varint(value)
+
+
+def work_request(args: Sequence[str], request_id: int = 0, sandbox_dir: str = "", cancel: bool = False,
+                 extra: bytes = b"") -> bytes:
+    msg = b"".join(field(1, a) for a in args)
+    if request_id:
+        msg += field(3, request_id)
+    if cancel:
+        msg += field(4, 1)
+    if sandbox_dir:
+        msg += field(6, sandbox_dir)
+    return msg + extra
+
+
+def frame(msg: bytes) -> bytes:
+    return varint(len(msg)) + msg
+
+
+def read_varint(data: bytes, pos: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+@dataclass
+class Response:
+    exit_code: int = 0
+    output: str = ""
+    request_id: int = 0
+    was_cancelled: bool = False
+
+
+def parse_response(data: bytes) -> Response:
+    r, pos = Response(), 0
+    while pos < len(data):
+        key, pos = read_varint(data, pos)
+        assert key & 7 in (0, 2), f"unexpected wire type in {data!r}"
+        if key & 7 == 2:
+            n, pos = read_varint(data, pos)
+            value: object = data[pos:pos + n]
+            pos += n
+        else:
+            value, pos = read_varint(data, pos)
+        signed = lambda v: v - (1 << 64) if v >= 1 << 63 else v  # noqa: E731
+        if key >> 3 == 1:
+            r.exit_code = signed(value)
+        elif key >> 3 == 2:
+            r.output = value.decode()
+        elif key >> 3 == 3:
+            r.request_id = signed(value)
+        elif key >> 3 == 4:
+            r.was_cancelled = bool(value)
+    return r
+
+
+class Worker:
+    """`shard_runner --persistent_worker` over real pipes, as an executor drives it."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path, env: Optional[dict] = None):
+        self.proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env={"PATH": PATH, **(env or {})},
+                                     start_new_session=True)
+
+    def send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def response(self) -> Response:
+        prefix = b""
+        while not prefix or prefix[-1] & 0x80:
+            b = self.proc.stdout.read(1)
+            assert b, f"the worker closed stdout: {self.finish()}"
+            prefix += b
+        n, _ = read_varint(prefix, 0)
+        data = self.proc.stdout.read(n)
+        assert len(data) == n
+        return parse_response(data)
+
+    def request(self, args: Sequence[str], **kw) -> Response:
+        self.send(frame(work_request(args, **kw)))
+        return self.response()
+
+    def finish(self) -> Tuple[int, bytes, bytes]:
+        """Closes stdin; the exit status, what is left on stdout, and stderr."""
+        if not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        out, err = self.proc.stdout.read(), self.proc.stderr.read()
+        return self.proc.wait(timeout=60), out, err
+
+
+def lines_for(binary: str, shard: int, total: int, partition: str, timeout: int, junit: str,
+              exec_per_case: bool = False) -> List[str]:
+    return [*(["--exec-per-case"] if exec_per_case else []), binary, str(shard), str(total), partition,
+            str(timeout), junit]
+
+
+def test_flagfile_gives_the_positional_form_report_on_stderr_and_the_same_xml(built, tmp_path):
+    for binary, partition in (("many", "hash"), ("old", "count"), ("listcrash", "slice")):
+        box = sandbox(tmp_path / binary, built, HOST, binary)
+        positional = run_native(box, "1", "2", partition, "5")
+        proc, xml = run_flagfile(box, lines_for("bin/t", 1, 2, partition, 5, "flag.xml"))
+        assert proc.returncode == positional.returncode, proc.stderr
+        assert proc.stdout == "", "the @FLAGFILE form writes everything to stderr"
+        assert untimed(proc.stderr) == untimed(positional.stdout + positional.stderr)
+        assert xml == xml_text(box, "out.xml")
+
+
+def test_flagfile_usage_errors_and_exec_per_case(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "many")
+    proc, xml = run_flagfile(box, ["bin/t", "0", "1", "hash", "5"])
+    assert proc.returncode == 2 and "expected 6 arguments, got 5" in proc.stderr and proc.stdout == ""
+    proc, _ = run_flagfile(box, ["--fast", *lines_for("bin/t", 0, 1, "hash", 5, "x.xml")])
+    assert proc.returncode == 2 and "unknown option '--fast'" in proc.stderr
+    proc, _ = run_flagfile(box, ["@nested.args"])
+    assert proc.returncode == 2 and "may not name another flagfile" in proc.stderr
+    proc = subprocess.run(["./shard_runner", "@missing.args"], cwd=box, capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot read the flagfile missing.args" in proc.stderr
+    proc, xml = run_flagfile(box, lines_for("bin/t", 0, 1, "hash", 5, "x.xml", exec_per_case=True))
+    assert proc.returncode == 0 and xml is not None and "60 passed" in proc.stderr
+    # A harness binary answers --run; with --exec-per-case it is never asked (so no fallback note).
+    assert "does not answer --run" not in proc.stderr
+    old = sandbox(tmp_path / "old", built, HOST, "old")
+    proc, _ = run_flagfile(old, lines_for("bin/t", 0, 1, "hash", 5, "x.xml", exec_per_case=True))
+    assert proc.returncode == 1 and "does not answer --run" not in proc.stderr and "old says no" in proc.stderr
+    # CRLF line ends and a last line without a newline read the same.
+    (box / "crlf.args").write_bytes(b"bin/t\r\n0\r\n1\r\nhash\r\n5\r\ncrlf.xml")
+    proc = subprocess.run(["./shard_runner", "@crlf.args"], cwd=box, capture_output=True, text=True)
+    assert proc.returncode == 0 and (box / "crlf.xml").exists(), proc.stderr
+
+
+def test_the_shard_variables_come_from_the_arguments(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "env")
+    wrong = {"TEST_SHARD_INDEX": "7", "TEST_TOTAL_SHARDS": "8"}
+    proc, xml = run_flagfile(box, lines_for("bin/t", 0, 3, "count", 5, "x.xml"), env=wrong)
+    assert proc.returncode == 1 and "shard variables 0 of 3" in proc.stderr
+    assert "shard variables 0 of 3" in xml
+    worker = Worker(["./shard_runner", "--persistent_worker"], box, env=wrong)
+    r = worker.request(lines_for("bin/t", 0, 2, "count", 5, "w.xml"))
+    assert r.exit_code == 1 and "shard variables 0 of 2" in r.output
+    assert worker.finish()[0] == 0
+
+
+def test_at_at_stands_for_a_leading_at(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "many")
+    (box / "@bin").mkdir()
+    shutil.copy(box / "bin" / "t", box / "@bin" / "t")
+    proc, _ = run_flagfile(box, ["@@bin/t", "0", "2", "hash", "5", "@@at.xml"])
+    assert proc.returncode == 0, proc.stderr
+    assert "shard 1/2, @bin/t:" in proc.stderr
+    assert ET.parse(box / "@at.xml").getroot().find("testsuite").get("name") == "@bin/t"
+    one_shot = untimed((box / "@at.xml").read_text())
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    r = worker.request(["@@bin/t", "0", "2", "hash", "5", "@@wat.xml"])
+    assert r.exit_code == 0 and untimed(r.output) == untimed(proc.stderr)
+    assert untimed((box / "@wat.xml").read_text()) == one_shot
+    r = worker.request(["@nested.args"])
+    assert r.exit_code == 2 and "may not name another flagfile" in r.output
+    assert worker.finish()[0] == 0
+
+
+def test_a_worker_serves_many_requests_in_one_process_as_one_shot_runs_would(built, tmp_path):
+    box = sandbox(tmp_path / "w", built, HOST, "bad")
+    ref = sandbox(tmp_path / "ref", built, HOST, "bad")
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    pid = worker.proc.pid
+    requests = [
+        ("bad", lines_for("bin/t", 0, 1, "hash", 2, "junit-t.xml")),
+        ("many", lines_for("bin/t", 1, 3, "slice", 5, "junit-t.xml")),
+        ("old", lines_for("bin/t", 0, 1, "count", 5, "junit-t.xml")),
+        ("listcrash", lines_for("bin/t", 0, 1, "hash", 5, "junit-t.xml")),
+        ("many", lines_for("bin/t", 2, 3, "hash", 5, "junit-t.xml", exec_per_case=True)),
+    ]
+    for n, (binary, lines) in enumerate(requests):
+        # As an executor restages each request's inputs: the same paths, other files.
+        for b in (box, ref):
+            shutil.copy(built[HOST][binary], b / "bin" / "t")
+            (b / "junit-t.xml").unlink(missing_ok=True)
+        expected, expected_xml = run_flagfile(ref, lines)
+        r = worker.request(lines, request_id=n + 1)
+        assert worker.proc.poll() is None and worker.proc.pid == pid, "the same process serves every request"
+        assert r.request_id == n + 1 and r.exit_code == expected.returncode, (binary, r.output)
+        assert untimed(r.output) == untimed(expected.stderr), binary
+        assert xml_text(box, "junit-t.xml") == expected_xml, binary
+    code, rest, err = worker.finish()
+    assert code == 0 and rest == b"" and err == b"", err
+    assert not list(box.glob("crossbuild-shard.*")), "every request removes its temporary folder"
+
+
+def test_a_worker_serves_requests_with_unknown_fields_sandbox_dirs_and_ids(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "many")
+    sub = box / "sandbox" / "1"
+    (sub / "bin").mkdir(parents=True)
+    shutil.copy(box / "bin" / "t", sub / "bin" / "t")
+    expected, expected_xml = run_flagfile(box, lines_for("bin/t", 0, 2, "count", 5, "x.xml"))
+    extra = (
+        field(2, field(1, "bin/t") + field(2, b"\x00\x01digest"))  # inputs: ignored
+        + field(5, 10)  # verbosity
+        + field(99, 12345)  # unknown: varint
+        + field(100, 2**63 + 5, wire=1)  # unknown: 64-bit
+        + field(101, 7, wire=5)  # unknown: 32-bit
+        + field(102, b"\xff\xfe anything")  # unknown: bytes
+        + field(3, 11)  # request_id, overridden below: the last one counts
+    )
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    r = worker.request(lines_for("bin/t", 0, 2, "count", 5, "x.xml"), extra=extra + field(3, 12))
+    assert r.request_id == 12 and r.exit_code == 0 and untimed(r.output) == untimed(expected.stderr)
+    r = worker.request(lines_for("bin/t", 0, 2, "count", 5, "x.xml"), sandbox_dir="sandbox/1", request_id=-5)
+    assert r.request_id == -5 and r.exit_code == 0 and untimed(r.output) == untimed(expected.stderr)
+    assert xml_text(sub, "x.xml") == expected_xml
+    # A cancel names a request already answered: no response. The next request's comes next.
+    worker.send(frame(work_request([], request_id=12, cancel=True)))
+    r = worker.request(lines_for("bin/t", 1, 2, "count", 5, "y.xml"), request_id=13)
+    assert r.request_id == 13 and r.exit_code == 0 and "shard 2/2" in r.output
+    # A request that fails: its exit status and usage text, and the worker goes on.
+    r = worker.request(["bin/t", "0", "0", "hash", "5", "z.xml"], request_id=14)
+    assert r.exit_code == 2 and "usage:" in r.output and not (box / "z.xml").exists()
+    r = worker.request(lines_for("bin/t", 0, 1, "hash", 5, "z.xml"), sandbox_dir="no/such/dir")
+    assert r.exit_code == 3 and "cannot enter the sandbox no/such/dir" in r.output
+    code, rest, err = worker.finish()
+    assert code == 0 and rest == b"", err
+
+
+def child_pids(pid: int) -> List[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_request_reports_128_plus_the_signal(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "bad")
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    worker.send(frame(work_request(lines_for("bin/t", 0, 1, "slice", 5, "x.xml"), request_id=3)))
+    time.sleep(1.5)  # well into `hangs`
+    children = child_pids(worker.proc.pid)
+    assert len(children) == 1, children
+    os.kill(children[0], signal.SIGTERM)
+    r = worker.response()
+    assert r.request_id == 3 and r.exit_code == 128 + signal.SIGTERM
+    assert "stopped by signal 15; no results written" in r.output and not (box / "x.xml").exists()
+    assert worker.finish()[0] == 0
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (frame(field(1, "bin/t")[:-2]), "runs past the message"),  # a cut string
+        (frame(b"\x0b\x0c"), "wire type 3"),  # a group
+        (frame(field(3, "not a number")), "field 3 has wire type 2"),
+        (frame(b"\x00\x01"), "field number 0"),
+        (frame(b"\x18\xff\xff"), "a cut varint"),
+        (frame(field(1, b"a\x00b")), "a NUL byte"),
+        (varint(17 << 20) + b"x" * 64, "the limit is"),
+        (varint(300) + b"short", "stdin ended inside a request"),
+        (b"\xff\xff", "stdin ended inside a length prefix"),
+        (b"\xff\xff\xff\xff\xff\xff\x01", "longer than 5 bytes"),
+    ],
+)
+def test_a_malformed_frame_ends_the_worker_with_an_error(built, tmp_path, data, message):
+    box = sandbox(tmp_path, built, HOST, "many")
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    r = worker.request(lines_for("bin/t", 0, 1, "hash", 5, "x.xml"))
+    assert r.exit_code == 0
+    try:
+        worker.send(data)
+    except BrokenPipeError:
+        pass
+    code, rest, err = worker.finish()
+    assert code != 0 and rest == b"", "no response to a malformed request"
+    assert message in err.decode(), err
+
+
+def test_a_worker_exits_0_at_end_of_input_and_refuses_other_arguments(built, tmp_path):
+    box = sandbox(tmp_path, built, HOST, "many")
+    worker = Worker(["./shard_runner", "--persistent_worker"], box)
+    assert worker.finish() == (0, b"", b"")
+    proc = subprocess.run(["./shard_runner", "--persistent_worker", "extra"], cwd=box, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--persistent_worker takes no other arguments" in proc.stderr
+
+
 @pytest.fixture(scope="session")
 def arm64(tmp_path_factory):
     """How the ARM64 executor runs an action: natively on aarch64, else proot + qemu-user."""
@@ -353,3 +707,19 @@ def test_emulated_arm64_old_protocol_and_partitions(built, arm64, tmp_path):
         emulated = run_arm64(arm64, sandbox(tmp_path / f"e{k}", built, "aarch64", "many"), str(k), "2", "hash", "5")
         native = run_native(host_box, str(k), "2", "hash", "5")
         assert set(emulated.cases()) == set(native.cases()), "the same partition on every machine"
+
+
+def test_emulated_arm64_worker_serves_several_requests(built, arm64, tmp_path):
+    """The reason for the worker: one emulated session for many actions."""
+    box = sandbox(tmp_path / "w", built, "aarch64", "many")
+    ref = sandbox(tmp_path / "ref", built, "aarch64", "many")
+    worker = Worker(arm64.wrap(["./shard_runner", "--persistent_worker"], cwd=box, binds=[box]), box)
+    for k in range(3):
+        lines = lines_for("bin/t", k, 3, "hash", 5, f"junit-{k}.xml")
+        r = worker.request(lines, request_id=k + 1)
+        assert worker.proc.poll() is None
+        expected = run_arm64(arm64, ref, str(k), "3", "hash", "5")
+        assert r.request_id == k + 1 and r.exit_code == 0, r.output
+        assert untimed(r.output) == untimed(expected.stdout + expected.stderr)
+        assert xml_text(box, f"junit-{k}.xml") == xml_text(ref, "out.xml")
+    assert worker.finish()[0] == 0

@@ -14,6 +14,7 @@ import grpc
 
 from reapi_bridge.config import ConfigError, load_config, reference_toml
 from reapi_bridge.cluster.local import default_executor_slots
+from reapi_bridge.executor.workers.pool import WorkerSettings
 
 DESCRIPTION = """\
 reapi-bridge serves the Remote Execution API (REAPI v2): a content-addressable store, an
@@ -112,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     executor.add_argument("--run-as", default="nobody", metavar="USER",
                           help="when started as root, run actions as this user so they cannot write to "
                           "the shared input caches (default: nobody; '' to keep root)")
+    executor.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
+                          help="serve actions marked for a persistent worker (platform property "
+                          "persistentWorkerKey or persistentWorkerProtocol, argv ending in @FLAGFILE) "
+                          "through long-lived worker processes; --no-workers runs them one-shot "
+                          "(default: on)")
+    executor.add_argument("--max-workers", type=int, default=WorkerSettings.max_total, metavar="N",
+                          help="persistent workers this executor keeps at most, all keys together; the "
+                          f"least recently used idle one makes room (default: {WorkerSettings.max_total})")
+    executor.add_argument("--max-workers-per-key", type=int, default=WorkerSettings.max_per_key, metavar="N",
+                          help="persistent workers of one key at most; a request finding them all busy runs "
+                          f"one-shot (default: {WorkerSettings.max_per_key})")
+    executor.add_argument("--worker-idle-timeout", type=float, default=WorkerSettings.idle_timeout_seconds,
+                          metavar="SECONDS", help="a worker idle this long is stopped (default: "
+                          f"{WorkerSettings.idle_timeout_seconds:g})")
+    executor.add_argument("--worker-rss-limit-mib", type=int, default=WorkerSettings.rss_limit_bytes >> 20,
+                          metavar="MIB", help="a worker whose processes together hold more resident memory "
+                          "than this after a request is restarted (default: "
+                          f"{WorkerSettings.rss_limit_bytes >> 20})")
 
     up = sub.add_parser(
         "up",
@@ -294,9 +313,16 @@ def _executor(args) -> int:
             print(f"reapi-bridge executor: --property {item!r} is not KEY=VALUE", file=sys.stderr)
             return 2
         extra[key] = value
-    if args.concurrency < 1:
-        print("reapi-bridge executor: --concurrency must be at least 1", file=sys.stderr)
-        return 2
+    for flag, value, least in (
+        ("--concurrency", args.concurrency, 1),
+        ("--max-workers", args.max_workers, 1),
+        ("--max-workers-per-key", args.max_workers_per_key, 1),
+        ("--worker-idle-timeout", args.worker_idle_timeout, 1),
+        ("--worker-rss-limit-mib", args.worker_rss_limit_mib, 1),
+    ):
+        if value < least:
+            print(f"reapi-bridge executor: {flag} must be at least {least}", file=sys.stderr)
+            return 2
     return run_executor(
         ExecutorOptions(
             bridge=args.bridge,
@@ -311,6 +337,13 @@ def _executor(args) -> int:
             rootfs=args.rootfs,
             run_as=args.run_as or None,
             cache_max_bytes=int(args.cache_max_gib * (1 << 30)),
+            workers=WorkerSettings(
+                enabled=args.workers,
+                max_total=args.max_workers,
+                max_per_key=args.max_workers_per_key,
+                idle_timeout_seconds=args.worker_idle_timeout,
+                rss_limit_bytes=args.worker_rss_limit_mib << 20,
+            ),
         )
     )
 

@@ -132,15 +132,16 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool
 
 
 def upload_directory(client: Client, files: dict) -> re_pb2.Digest:
-    """Uploads a tree given as {"path/to/file": bytes or (bytes, executable)}; returns its root."""
+    """Uploads a tree given as {"path/to/file": bytes, (bytes, executable) or (bytes,
+    executable, {node property: value})}; returns its root."""
     tree: dict = {}
     for path, content in files.items():
-        data, executable = content if isinstance(content, tuple) else (content, False)
+        data, executable, props = (tuple(content) + (False, {})[len(content) - 1:]) if isinstance(content, tuple) else (content, False, {})
         node = tree
         *dirs, name = path.split("/")
         for d in dirs:
             node = node.setdefault(d, {})
-        node[name] = (data, executable)
+        node[name] = (data, executable, props)
 
     def build(node: dict) -> re_pb2.Digest:
         directory = re_pb2.Directory()
@@ -149,8 +150,10 @@ def upload_directory(client: Client, files: dict) -> re_pb2.Digest:
             if isinstance(value, dict):
                 directory.directories.add(name=name, digest=build(value))
             else:
-                data, executable = value
-                directory.files.add(name=name, digest=client.upload(data), is_executable=executable)
+                data, executable, props = value
+                file_node = directory.files.add(name=name, digest=client.upload(data), is_executable=executable)
+                for prop, prop_value in sorted(props.items()):
+                    file_node.node_properties.properties.add(name=prop, value=prop_value)
         return client.upload(directory.SerializeToString(deterministic=True))
 
     return build(tree)

@@ -11,11 +11,20 @@ actions only (one per shard) on the ARM64 executor, the other binaries coming fr
 import re
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from pants_project import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
+from pants_project import (
+    Cluster,
+    bridge_command,
+    environment_target,
+    open_temp_dir,
+    remote_flags,
+    run_pants,
+    write_pants_project,
+)
 
 PLUGIN_ROOT = Path("pants-plugins").resolve()
 
@@ -141,3 +150,62 @@ def test_archive_shards_cache_and_incremental_rebuild(cluster, tmp_path):
     # GetActionResult against Execute(skip_cache_lookup=true) for the same action and drops
     # the loser, and the bridge still runs an execution whose client went away.
     assert executed_actions(cluster) - before >= 3
+
+
+def _reports(project: Path, workers: bool) -> dict:
+    """Each shard's merged JUnit XML (of proj:arm64-workers or proj:arm64), times blanked
+    (they differ on every run)."""
+    found = {}
+    for path in sorted((project / "dist" / "test" / "reports").glob("*shard-*.xml")):
+        if ("arm64-workers" in path.name) != workers:
+            continue
+        shard = re.search(r"shard-\d+-of-\d+", path.name).group(0)
+        found[shard] = re.sub(rb'(time|timestamp)="[^"]*"', rb'\1=""', path.read_bytes())
+    return found
+
+
+def test_arm64_shards_through_persistent_workers_give_the_same_results(cluster, tmp_path):
+    """The same archive's shards in two environments: plain linux_arm64 (one process per
+    action) and one whose platform asks for persistent workers. The worker shards run in one
+    long-lived emulated session per executor slot (status lists the workers and what they
+    served), and every report is the same as the one-shot shards' but for times."""
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project)
+    build = project / "proj" / "BUILD"
+    build.write_text(
+        build.read_text()
+        + 'crossbuild_sharded_tests(\n    name="arm64-workers", archive=":tests-arm64", shards=3, partition="count",\n'
+        '    environment="linux_arm64_workers",\n)\n'
+    )
+    toml = (project / "pants.toml").read_text()
+    (project / "pants.toml").write_text(
+        toml.replace('linux_arm64 = "//:linux_arm64"', 'linux_arm64 = "//:linux_arm64"\nlinux_arm64_workers = "//:linux_arm64_workers"')
+    )
+    (project / "BUILD").write_text((project / "BUILD").read_text() + environment_target("linux_arm64_workers", shell=False))
+
+    result = run(project, tmp_path / "store", cluster, "--test-report")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    for k in (1, 2, 3):
+        assert f"proj:arm64-workers#shard-{k}-of-3 succeeded" in log
+
+    def served():
+        out = subprocess.run(bridge_command("status", "--bridge", cluster), capture_output=True, text=True, check=True)
+        return out.stdout, [int(n) for n in re.findall(r"key \w+\s+proto\s+pid \d+\s+(\d+) requests", out.stdout)]
+
+    # Nine worker actions (3 shards x 3 binaries; Pants may race a few twice), on at most two
+    # workers (one per slot). Slots report their executor's workers when they next check in.
+    deadline = time.monotonic() + 60
+    while sum(served()[1]) < 9 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    text, requests = served()
+    assert sum(requests) >= 9 and 1 <= len(requests) <= 2, text
+    arm_block, x86_block = text.split("local-arm-a64", 1)[1].split("local-x86-64", 1)
+    assert "persistent workers" in arm_block and "persistent workers" not in x86_block, text
+    one_shot, through_workers = _reports(project, workers=False), _reports(project, workers=True)
+    assert sorted(one_shot) == ["shard-1-of-3", "shard-2-of-3", "shard-3-of-3"]
+    assert through_workers == one_shot
+    # Every case passed once in each target.
+    passes = re.findall(r"PASS bin/\w+::(\w+)", log)
+    assert sorted(passes) == sorted(2 * list(ALL_CASES)), log

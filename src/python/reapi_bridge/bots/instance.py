@@ -9,13 +9,15 @@ idle blocks in UpdateBotSession until work arrives or its poll window ends.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 from google.protobuf import any_pb2
 from google.rpc import code_pb2
 
 from reapi_bridge.common.errors import InvalidArgument, NotFound
+from reapi_bridge.common.workers import WARM_KEY_CONFIG, WORKER_ROW_CONFIG
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2
 from reapi_bridge.scheduler.scheduler import LEASE_ACTIVE, LEASE_CANCELLED, JobOutcome, Scheduler
@@ -37,6 +39,22 @@ def bot_properties(session: bots_pb2.BotSession) -> dict:
         props.update({p.key: p.value for p in device.properties})
     props.update({p.key: p.value for p in session.worker.properties})
     return props
+
+
+def worker_reports(session: bots_pb2.BotSession) -> Tuple[List[str], List[dict]]:
+    """The warm worker keys and worker rows an executor reports in Worker.configs."""
+    keys, rows = [], []
+    for config in session.worker.configs:
+        if config.key == WARM_KEY_CONFIG:
+            keys.append(config.value)
+        elif config.key == WORKER_ROW_CONFIG:
+            try:
+                row = json.loads(config.value)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return keys, rows
 
 
 def lease_outcome(lease: bots_pb2.Lease) -> JobOutcome:
@@ -69,6 +87,7 @@ class BotsInstance:
                 f"bot {bot.bot_id} advertises no properties (worker.devices[0].properties)"
             )
         session = self.scheduler.open_session(bot.bot_id, props)
+        self.scheduler.report_workers(session, *worker_reports(bot))
         reply = bots_pb2.BotSession()
         reply.CopyFrom(bot)
         reply.name = session.name
@@ -88,6 +107,7 @@ class BotsInstance:
         if session is None:
             raise NotFound(f"bot session {name!r} is unknown or expired; create a new one")
         self.scheduler.heartbeat(session)
+        self.scheduler.report_workers(session, *worker_reports(bot))
         for lease in bot.leases:
             job = self.scheduler.leased_job(session, lease.id)
             if job is None:

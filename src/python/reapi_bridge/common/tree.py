@@ -8,7 +8,7 @@ own store, a remote CAS in batches, a memo in front of either) and may prune chi
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple
 
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import InvalidArgument
@@ -58,3 +58,18 @@ def parse_directories(blobs: Dict[BlobDigest, bytes], directory_cls) -> Dict[Blo
 def file_digests(directories: Iterable[object]) -> List[BlobDigest]:
     """The digests of every file in the given Directory messages (with repeats)."""
     return [BlobDigest.from_proto(f.digest) for d in directories for f in d.files]
+
+
+def files_under(root: BlobDigest, directories: Mapping[BlobDigest, object]) -> Iterator[Tuple[str, object]]:
+    """(path, FileNode) for every file of the tree, depth first in listed order. Directories
+    missing from `directories` are skipped."""
+    stack: List[Tuple[str, BlobDigest]] = [("", root)]
+    while stack:
+        prefix, digest = stack.pop()
+        directory = directories.get(digest)
+        if directory is None:
+            continue
+        for f in directory.files:
+            yield prefix + f.name, f
+        for child in reversed(directory.directories):
+            stack.append((prefix + child.name + "/", BlobDigest.from_proto(child.digest)))

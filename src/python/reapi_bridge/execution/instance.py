@@ -20,7 +20,8 @@ from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import InvalidArgument, NotFound
 from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.common.reapi import require_sha256
-from reapi_bridge.common.tree import file_digests, parse_directories, walk_directories
+from reapi_bridge.common.tree import file_digests, files_under, parse_directories, walk_directories
+from reapi_bridge.common.workers import matching_properties, platform_properties, tool_inputs_in, worker_spec
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.scheduler.scheduler import Job, Platform, Scheduler
 
@@ -48,9 +49,22 @@ class ExecuteStart:
 
 
 def platform_of(action: re_pb2.Action, command: re_pb2.Command) -> Platform:
-    """Action.platform, falling back to Command.platform (which is all Pants sets)."""
-    props = action.platform.properties or command.platform.properties
-    return frozenset((p.name, p.value) for p in props)
+    """What an executor must offer: Action.platform, falling back to Command.platform (which
+    is all Pants sets), without the persistent-worker hints (never matched)."""
+    return frozenset(matching_properties(platform_properties(action, command)).items())
+
+
+def worker_key_of(action: re_pb2.Action, command: re_pb2.Command, directories) -> Optional[str]:
+    """The key of the persistent worker that may serve the action (None: it runs one-shot),
+    derived as the executor derives it. A malformed worker hint is INVALID_ARGUMENT."""
+    spec = worker_spec(
+        command,
+        platform_properties(action, command),
+        lambda startup: tool_inputs_in(
+            files_under(BlobDigest.from_proto(action.input_root_digest), directories), startup, command.working_directory
+        ),
+    )
+    return spec.key if spec else None
 
 
 def should_cache(job: Job) -> bool:
@@ -132,9 +146,10 @@ class ExecutionInstance:
         missing: List[BlobDigest] = []
         action = self._load(action_digest, re_pb2.Action, missing)
         command = None
+        directories: Dict[BlobDigest, re_pb2.Directory] = {}
         if action is not None:
             command = self._load(BlobDigest.from_proto(action.command_digest), re_pb2.Command, missing)
-            missing.extend(self._missing_inputs(BlobDigest.from_proto(action.input_root_digest)))
+            missing.extend(self._missing_inputs(BlobDigest.from_proto(action.input_root_digest), directories))
         if missing:
             return ExecuteStart(action_digest, missing=tuple(sorted(set(missing))))
         assert action is not None and command is not None
@@ -147,6 +162,7 @@ class ExecutionInstance:
                 platform=platform_of(action, command),
                 client=request.client,
                 cacheable=not action.do_not_cache,
+                worker_key=worker_key_of(action, command, directories),
             )
         )
         return ExecuteStart(action_digest, job=job)
@@ -179,8 +195,9 @@ class ExecutionInstance:
                 continue
         return found
 
-    def _missing_inputs(self, root: BlobDigest) -> List[BlobDigest]:
-        """Every Directory and file of the input tree that is not in the CAS."""
+    def _missing_inputs(self, root: BlobDigest, directories: Dict[BlobDigest, re_pb2.Directory]) -> List[BlobDigest]:
+        """Every Directory and file of the input tree that is not in the CAS; the Directory
+        messages found go into `directories`."""
         absent: List[BlobDigest] = []
 
         def fetch(level):
@@ -188,8 +205,8 @@ class ExecutionInstance:
             absent.extend(d for d in level if d not in found)
             return found
 
-        directories = [directory for _, directory in walk_directories(root, fetch)]
-        return absent + self.cas.find_missing(sorted(set(file_digests(directories))))
+        directories.update(walk_directories(root, fetch))
+        return absent + self.cas.find_missing(sorted(set(file_digests(directories.values()))))
 
     # ----------------------------------------------------------------------------- operations
 

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from reapi_bridge.executor.action_runner import RunAs
+from reapi_bridge.executor.users import RunAs
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from reapi_bridge.executor.action_root import (
     reachable_copy,
     unreachable_ancestor,
 )
-from reapi_bridge.executor.action_runner import RunAs
+from reapi_bridge.executor.users import RunAs
 from reapi_bridge_testing.bridge import traversable_temp_dir
 
 NOBODY = RunAs(65534, 65534, "nobody")

@@ -4,55 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shlex
 import signal
 import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
-from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2
 
-from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.client.client import Client
+from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
+from reapi_bridge.executor.results import RunOutcome, now, upload_result
+from reapi_bridge.executor.users import RunAs, drop_privileges, hand_over
+from reapi_bridge.executor.workers.runner import WorkerRunner
 from reapi_bridge.executor.wrappers import CommandWrapper, Direct
-from reapi_bridge.executor.outputs import collect_outputs, digest_file
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)
 
 CHROOT_MARKER = "{chroot}"
 
-@dataclass(frozen=True)
-class RunAs:
-    uid: int
-    gid: int
-    name: str
-
-    @classmethod
-    def user(cls, name: str) -> "RunAs":
-        entry = pwd.getpwnam(name)
-        return cls(entry.pw_uid, entry.pw_gid, name)
-
-
-@dataclass
-class RunOutcome:
-    result: re_pb2.ActionResult
-    status_code: int = code_pb2.OK
-    message: str = ""
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
+__all__ = ["ActionRunner", "CHROOT_MARKER", "RunAs", "RunOutcome"]
 
 
 class ActionRunner:
@@ -66,6 +42,7 @@ class ActionRunner:
         wrapper: CommandWrapper = Direct(),
         append_only_caches: Optional[Path] = None,
         run_as: Optional[RunAs] = None,
+        workers: Optional[WorkerRunner] = None,
     ) -> None:
         self.cas = cas
         self.materializer = materializer
@@ -74,6 +51,7 @@ class ActionRunner:
         self.wrapper = wrapper
         self.append_only_caches = append_only_caches
         self.run_as = run_as
+        self.workers = workers
         work_root.mkdir(parents=True, exist_ok=True)
         if append_only_caches is not None:
             append_only_caches.mkdir(parents=True, exist_ok=True)
@@ -81,19 +59,27 @@ class ActionRunner:
                 os.chown(append_only_caches, run_as.uid, run_as.gid)
 
     def run(self, action: re_pb2.Action, cancelled: threading.Event) -> RunOutcome:
-        meta = re_pb2.ExecutedActionMetadata(worker=self.worker_name, worker_start_timestamp=_now())
+        meta = re_pb2.ExecutedActionMetadata(worker=self.worker_name, worker_start_timestamp=now())
+        meta.input_fetch_start_timestamp.CopyFrom(now())
+        command = re_pb2.Command.FromString(self.cas.read(BlobDigest.from_proto(action.command_digest)))
+        note = ""
+        if self.workers is not None:
+            attempt = self.workers.run(action, command, meta, cancelled)
+            if attempt.outcome is not None:
+                return attempt.outcome
+            note = attempt.note
+            if cancelled.is_set():
+                return RunOutcome(re_pb2.ActionResult(execution_metadata=meta), code_pb2.CANCELLED, "action cancelled")
         sandbox = self.work_root / uuid.uuid4().hex
         try:
-            meta.input_fetch_start_timestamp.CopyFrom(_now())
-            command = re_pb2.Command.FromString(self.cas.read(BlobDigest.from_proto(action.command_digest)))
             root = sandbox / "root"
             self.materializer.materialize(BlobDigest.from_proto(action.input_root_digest), root)
-            meta.input_fetch_completed_timestamp.CopyFrom(_now())
-            return self._run_in(sandbox, root, action, command, meta, cancelled)
+            meta.input_fetch_completed_timestamp.CopyFrom(now())
+            return self._run_in(sandbox, root, action, command, meta, cancelled, note)
         finally:
             remove_tree(sandbox)
 
-    def _run_in(self, sandbox, root, action, command, meta, cancelled) -> RunOutcome:
+    def _run_in(self, sandbox, root, action, command, meta, cancelled, note: str = "") -> RunOutcome:
         root_str = str(root)
         argv = [a.replace(CHROOT_MARKER, root_str) for a in command.arguments]
         env = {v.name: v.value.replace(CHROOT_MARKER, root_str) for v in command.environment_variables}
@@ -105,7 +91,7 @@ class ActionRunner:
         for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
             (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
         if self.run_as is not None:
-            self._hand_over(root)
+            hand_over(root, self.run_as)
             os.chown(sandbox, self.run_as.uid, self.run_as.gid)
         # The sandbox links into the input cache's shared directories (symlinks to absolute
         # paths), so an emulated userland must see those at the same paths too.
@@ -120,12 +106,15 @@ class ActionRunner:
                 "/bin/sh", "-c", 'st=0; "$@" || st=$?; echo "$st" > ' + f"'{status_file}'" + '; exit "$st"',
                 "crossbuild-action", *argv,
             ]
-        wrapped = self._drop_privileges(self.wrapper.wrap(argv, cwd=workdir, binds=binds))
+        wrapped = drop_privileges(self.wrapper.wrap(argv, cwd=workdir, binds=binds), self.run_as)
         timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
         stdout_path, stderr_path = sandbox / "stdout", sandbox / "stderr"
-        meta.execution_start_timestamp.CopyFrom(_now())
+        meta.execution_start_timestamp.CopyFrom(now())
         status, message, exit_code = code_pb2.OK, "", -1
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            if note:
+                err.write(note.encode())
+                err.flush()
             try:
                 proc = subprocess.Popen(
                     wrapped,
@@ -146,27 +135,8 @@ class ActionRunner:
                     recorded = status_file.read_text().strip()
                     if recorded.lstrip("-").isdigit():
                         exit_code = int(recorded)
-        meta.execution_completed_timestamp.CopyFrom(_now())
-        meta.output_upload_start_timestamp.CopyFrom(_now())
-        outputs = collect_outputs(workdir, command)
-        blobs = dict(outputs.blobs)
-        stdout_digest = digest_file(stdout_path)
-        stderr_digest = digest_file(stderr_path)
-        blobs[stdout_digest] = stdout_path
-        blobs[stderr_digest] = stderr_path
-        self.cas.upload_blobs(blobs)
-        meta.output_upload_completed_timestamp.CopyFrom(_now())
-        meta.worker_completed_timestamp.CopyFrom(_now())
-        result = re_pb2.ActionResult(
-            output_files=outputs.files,
-            output_directories=outputs.directories,
-            output_symlinks=outputs.symlinks,
-            exit_code=exit_code,
-            stdout_digest=stdout_digest.to_proto(re_pb2.Digest),
-            stderr_digest=stderr_digest.to_proto(re_pb2.Digest),
-            execution_metadata=meta,
-        )
-        return RunOutcome(result, status, message)
+        meta.execution_completed_timestamp.CopyFrom(now())
+        return upload_result(self.cas, workdir, command, stdout_path, stderr_path, exit_code, meta, status, message)
 
     def _wait(self, proc: subprocess.Popen, timeout: float, cancelled: threading.Event) -> Tuple[int, str, int]:
         start = time.monotonic()
@@ -190,26 +160,3 @@ class ActionRunner:
         except ProcessLookupError:
             pass
         proc.wait()
-
-    def _hand_over(self, root: Path) -> None:
-        """Gives the sandbox's own directories (never the shared cache files) to the action user."""
-        assert self.run_as is not None
-        for dirpath, dirnames, _ in os.walk(root):
-            os.chown(dirpath, self.run_as.uid, self.run_as.gid)
-        os.chown(root.parent, self.run_as.uid, self.run_as.gid)
-
-    def _drop_privileges(self, argv: List[str]) -> List[str]:
-        """Prefixes setpriv rather than switching users inside Popen: a uid switch makes
-        Python fork instead of vfork, and a fork in a process full of gRPC threads can crash
-        the child before it execs."""
-        if self.run_as is None:
-            return argv
-        return [
-            "/usr/bin/setpriv",
-            f"--reuid={self.run_as.uid}",
-            f"--regid={self.run_as.gid}",
-            "--clear-groups",
-            "--",
-            *argv,
-        ]
-

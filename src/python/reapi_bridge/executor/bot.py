@@ -8,15 +8,20 @@ ActionResult packed in an Any, when done. A lease the server marks CANCELLED is 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import grpc
 from google.rpc import code_pb2, status_pb2
 
-from reapi_bridge.executor.action_runner import ActionRunner, RunOutcome
+from reapi_bridge.executor.action_runner import ActionRunner
+from reapi_bridge.common.workers import WARM_KEY_CONFIG, WORKER_ROW_CONFIG
+from reapi_bridge.executor.results import RunOutcome
+from reapi_bridge.executor.workers.pool import WorkerPool
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 
@@ -45,6 +50,7 @@ class BotSlot:
         heartbeat_seconds: float = 2.0,
         poll_seconds: float = 15.0,
         create_timeout_seconds: float = 3.5,
+        workers: Optional[WorkerPool] = None,
     ) -> None:
         self.stub = bots_pb2_grpc.BotsStub(channel)
         self.runner = runner
@@ -57,6 +63,7 @@ class BotSlot:
         # call cannot be abandoned without leaving a session we cannot name. Under 3.75 s it
         # answers at once; work then arrives on the first (cancellable) UpdateBotSession.
         self.create_timeout_seconds = create_timeout_seconds
+        self.workers = workers
         self.stopping = threading.Event()
         self.actions_run = 0
         self._idle_call = None
@@ -73,7 +80,24 @@ class BotSlot:
             handle=self.bot_id,
             properties=[worker_pb2.Device.Property(key=k, value=v) for k, v in sorted(self.properties.items())],
         )
-        return bots_pb2.BotSession(bot_id=self.bot_id, status=status, worker=worker_pb2.Worker(devices=[device]))
+        return bots_pb2.BotSession(
+            bot_id=self.bot_id,
+            status=status,
+            worker=worker_pb2.Worker(devices=[device], configs=self._worker_configs()),
+        )
+
+    def _worker_configs(self) -> List[worker_pb2.Worker.Config]:
+        """What the executor's persistent workers look like now: each key with a worker ready
+        for a request (the scheduler prefers this executor for that key) and one row per worker
+        for `status`. Configs are descriptive: nothing matches on them."""
+        if self.workers is None:
+            return []
+        configs = [worker_pb2.Worker.Config(key=WARM_KEY_CONFIG, value=k) for k in self.workers.warm_keys()]
+        configs += [
+            worker_pb2.Worker.Config(key=WORKER_ROW_CONFIG, value=json.dumps(dataclasses.asdict(row), sort_keys=True))
+            for row in self.workers.rows()
+        ]
+        return configs
 
     def serve(self) -> None:
         """Runs until `stopping` is set; reconnects (new session) after errors."""

@@ -33,6 +33,7 @@ import pytest
 from reapi_bridge_testing.buildgrid import BuildGridServer, PostgresServer, buildgrid_availability
 from reapi_bridge.executor.main import Executor, ExecutorOptions
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+from reapi_bridge_testing import sh_worker
 from reapi_bridge_testing.bridge import client_for, execute, make_action, wait_until
 
 _BUILDGRID = buildgrid_availability("buildgrid_interop_test")
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.skipif(_BUILDGRID.skip, reason=_BUILDGRID.reason)
 
 X86 = {"OSFamily": "linux", "ISA": "x86-64"}
 ARM = {"OSFamily": "linux", "ISA": "arm-a64"}
+WORKER_HINTS = ("persistentWorkerKey", "persistentWorkerProtocol", "persistentWorkerMultiplex")
 PATH_ENV = {"PATH": "/bin:/usr/bin"}
 X86_NAME = "bgi-x86"
 ARM_NAME = "bgi-arm64"
@@ -57,7 +59,9 @@ def buildgrid(tmp_path_factory):
     with PostgresServer() as postgres:
         _log(f"PostgreSQL up on port {postgres.port} in {postgres.startup_seconds:.2f}s")
         work = tmp_path_factory.mktemp("buildgrid")
-        with BuildGridServer(postgres, work, venv=_VENV) as server:
+        # The persistent-worker hints are for executors only: BuildGrid must accept them as
+        # wildcard keys (never matched), as our own scheduler ignores them.
+        with BuildGridServer(postgres, work, venv=_VENV, wildcard_property_keys=WORKER_HINTS) as server:
             _log(
                 f"BuildGrid up at {server.address} (instance {server.instance_name!r}, venv {server.venv}): "
                 f"migrate {server.migrate_seconds:.2f}s, start {server.startup_seconds:.2f}s"
@@ -184,6 +188,25 @@ def _command_platform_only(client, action_digest) -> None:
     assert not action.HasField("platform"), action
     command = re_pb2.Command.FromString(client.stream_read(action.command_digest))
     assert command.platform.properties, command
+
+
+def test_a_persistent_worker_serves_buildgrid_actions_on_arm64(client, buildgrid, executors):
+    """Bazel-style worker actions through BuildGrid reach the ARM64 executor's worker: one
+    emulated worker process answers both, and nothing matched on the hints."""
+    served = []
+    for n in range(2):
+        action = make_action(
+            client,
+            sh_worker.argv(),
+            files={sh_worker.PATH_IN_INPUTS: sh_worker.SCRIPT.encode(), "args/request.flags": f"{uuid.uuid4()} {n}\n".encode()},
+            platform={**ARM, "persistentWorkerKey": "interop-sh", "persistentWorkerProtocol": "json"},
+        )
+        response, _ = _run(client, buildgrid, action, what=f"worker action {n}")
+        assert response.status.code == 0 and response.result.exit_code == 0, response
+        served.append(_stderr(client, response.result))
+    pids = {line.split()[0] for line in served}
+    assert len(pids) == 1 and "pid=one-shot" not in pids, served
+    assert all("arch=aarch64" in line for line in served), served
 
 
 def test_executors_register_with_buildgrid(buildgrid, executors):

@@ -19,10 +19,10 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Iterable, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from reapi_bridge.common.digests import BlobDigest
-from reapi_bridge.common.tree import parse_directories, walk_directories
+from reapi_bridge.common.tree import files_under, parse_directories, walk_directories
 from reapi_bridge.client.client import Client
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
@@ -59,21 +59,31 @@ class InputMaterializer:
 
     # ----------------------------------------------------------------------------- public
 
-    def materialize(self, root: BlobDigest, dest: Path) -> None:
-        """Creates `dest` (which must not exist) holding the input tree `root`."""
-        tree = self._fetch_tree(root)
+    def materialize(self, root: BlobDigest, dest: Path, keep: Optional[Sequence[str]] = None) -> None:
+        """Creates `dest` (which must not exist) holding the input tree `root`. With `keep`
+        (a chain of directory names from `dest` down, maybe empty), `dest` must exist and be
+        empty but for that chain of empty real directories (see `empty_except`), which are
+        filled in place: a running worker's working directory stays the same directory."""
+        tree = self._fetch_tree(root, prune=keep is None)
         counts = self._file_counts(root, tree)
         self._ensure_files(self._files_in(root, tree))
-        dest.mkdir(parents=True)
-        self._build(root, dest, tree, counts)
+        if keep is not None:
+            self._build_into(root, dest, tree, counts, list(keep))
+        else:
+            dest.mkdir(parents=True)
+            self._build(root, dest, tree, counts)
+
+    def listing(self, root: BlobDigest) -> List[Tuple[str, re_pb2.FileNode]]:
+        """(path, FileNode) of every file of the input tree, cached directories included."""
+        return list(files_under(root, self._fetch_tree(root, prune=False)))
 
     # ----------------------------------------------------------------------------- tree
 
     def _cached_dir(self, digest: BlobDigest) -> Path:
         return self.dirs_dir / f"{digest.hash}-{digest.size}"
 
-    def _fetch_tree(self, root: BlobDigest) -> Dict[BlobDigest, re_pb2.Directory]:
-        """Every Directory under root not already materialised whole in the cache."""
+    def _fetch_tree(self, root: BlobDigest, prune: bool = True) -> Dict[BlobDigest, re_pb2.Directory]:
+        """Every Directory under root (with `prune`: not already materialised whole in the cache)."""
 
         def fetch(level):
             found = {}
@@ -88,7 +98,7 @@ class InputMaterializer:
             found.update(fetched)
             return found
 
-        return dict(walk_directories(root, fetch, prune=lambda d: self._cached_dir(d).is_dir()))
+        return dict(walk_directories(root, fetch, prune=lambda d: prune and self._cached_dir(d).is_dir()))
 
     def _remember(self, digest: BlobDigest, directory: re_pb2.Directory) -> None:
         with self._lock:
@@ -166,7 +176,10 @@ class InputMaterializer:
             self._link_file(BlobDigest.from_proto(f.digest), f.is_executable, dest / f.name)
         for s in directory.symlinks:
             os.symlink(s.target, dest / s.name)
-        for child in directory.directories:
+        self._build_children(digest, dest, tree, counts)
+
+    def _build_children(self, digest: BlobDigest, dest: Path, tree, counts) -> None:
+        for child in tree[digest].directories:
             cd = BlobDigest.from_proto(child.digest)
             target = dest / child.name
             cached = self._cached_dir(cd)
@@ -178,6 +191,21 @@ class InputMaterializer:
             else:
                 target.mkdir()
                 self._build(cd, target, tree, counts)
+
+    def _build_into(self, digest: BlobDigest, dest: Path, tree, counts, keep: List[str]) -> None:
+        """Like _build, into an existing `dest`, descending into the kept directory in place."""
+        directory = tree[digest]
+        kept = next((c for c in directory.directories if c.name == keep[0]), None) if keep else None
+        for f in directory.files:
+            self._link_file(BlobDigest.from_proto(f.digest), f.is_executable, dest / f.name)
+        for s in directory.symlinks:
+            os.symlink(s.target, dest / s.name)
+        others = re_pb2.Directory(directories=[c for c in directory.directories if c is not kept])
+        if others.directories:
+            tree = {**tree, digest: others}
+            self._build_children(digest, dest, tree, counts)
+        if kept is not None:
+            self._build_into(BlobDigest.from_proto(kept.digest), dest / kept.name, tree, counts, keep[1:])
 
     def _build_cached_dir(self, digest: BlobDigest, tree, counts) -> None:
         tmp = self.tmp_dir / f"dir-{uuid.uuid4().hex}"
@@ -217,6 +245,18 @@ def _force_remove(path: Path) -> None:
         except OSError:
             pass
     shutil.rmtree(path, ignore_errors=True)
+
+
+def empty_except(root: Path, keep: Sequence[str]) -> None:
+    """Removes everything in `root` but the chain of real directories `keep` (names from
+    `root` down), which are emptied the same way (created where missing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(root):
+        if keep and entry.name == keep[0] and entry.is_dir(follow_symlinks=False):
+            continue
+        _force_remove(Path(entry.path))
+    if keep:
+        empty_except(root / keep[0], keep[1:])
 
 
 def remove_tree(path: Path) -> None:

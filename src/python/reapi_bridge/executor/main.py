@@ -16,7 +16,10 @@ from typing import Dict, List, Optional
 import grpc
 
 from reapi_bridge.executor.action_root import ActionRootError, action_root, check_reachable, reachable_copy
-from reapi_bridge.executor.action_runner import ActionRunner, RunAs
+from reapi_bridge.executor.action_runner import ActionRunner
+from reapi_bridge.executor.users import RunAs
+from reapi_bridge.executor.workers.pool import WorkerPool, WorkerSettings
+from reapi_bridge.executor.workers.runner import WorkerRunner
 from reapi_bridge.executor.wrappers import CommandWrapper, Direct
 from reapi_bridge.executor.bot import BotSlot
 from reapi_bridge.client.client import Client
@@ -51,6 +54,7 @@ class ExecutorOptions:
     rootfs: Optional[Path] = None
     run_as: Optional[str] = "nobody"
     cache_max_bytes: int = 20 << 30
+    workers: WorkerSettings = WorkerSettings()
 
     @property
     def properties(self) -> Dict[str, str]:
@@ -140,6 +144,21 @@ class Executor:
         if sandboxes.is_dir():
             for leftover in sandboxes.iterdir():
                 remove_tree(leftover)
+        self.pool = WorkerPool(options.workers)
+        workers = WorkerRunner(
+            self.pool,
+            cas,
+            materializer,
+            self.action_root / "workers",
+            wrapper=wrapper,
+            run_as=run_as,
+            instance=options.instance,
+            append_only_caches=options.append_only_caches,
+        )
+        # Worker homes left by a killed predecessor: their processes died with it.
+        if workers.home.is_dir():
+            for leftover in workers.home.iterdir():
+                remove_tree(leftover)
         self.slots: List[BotSlot] = []
         for i in range(options.concurrency):
             runner = ActionRunner(
@@ -150,9 +169,13 @@ class Executor:
                 wrapper=wrapper,
                 append_only_caches=options.append_only_caches,
                 run_as=run_as,
+                workers=workers,
             )
             self.slots.append(
-                BotSlot(self.channel, runner, f"{self.name}/{i}", options.properties, instance=options.instance)
+                BotSlot(
+                    self.channel, runner, f"{self.name}/{i}", options.properties,
+                    instance=options.instance, workers=self.pool,
+                )
             )
         self._threads: List[threading.Thread] = []
 
@@ -168,6 +191,7 @@ class Executor:
         if wait:
             for t in self._threads:
                 t.join(timeout=60)
+        self.pool.close()
         self.channel.close()
         os.close(self._lock_fd)
 

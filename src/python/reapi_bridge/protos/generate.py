@@ -46,13 +46,13 @@ from typing import Iterable, Sequence
 PACKAGE = "reapi_bridge.protos"
 
 # Top-level proto packages that are ours (their imports get the PACKAGE prefix).
-OWN_PREFIXES = ("build", "crossbuild", "google.bytestream", "google.devtools.remoteworkers")
+OWN_PREFIXES = ("blaze", "build", "crossbuild", "google.bytestream", "google.devtools.remoteworkers")
 
 # File name suffixes that protoc produces; anything else is hand-written.
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 # Top-level directories (of this package) that hold generated code only.
-GENERATED_ROOTS = ("build", "crossbuild", "google")
+GENERATED_ROOTS = ("blaze", "build", "crossbuild", "google")
 
 # A .proto that must exist under the proto root; used to recognize it.
 _MARKER = Path("build/bazel/remote/execution/v2/remote_execution.proto")

@@ -16,6 +16,9 @@ Rules:
 - A job nobody waits on any more (every Execute / WaitExecution stream on it ended) for
   `abandoned_grace_seconds` is cancelled, as CancelOperation would: clients that race a
   cache lookup against Execute drop the loser, and it must not take an executor slot.
+- A job with a persistent-worker key goes, when it can, to an idle executor that reports a
+  ready worker for that key; an executor without one passes such a job over only while such an
+  idle executor is waiting for work (so nothing waits for a busy executor).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, FrozenSet, List, Optional, Tuple
+from typing import Callable, Deque, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from google.rpc import code_pb2
 
@@ -45,6 +48,10 @@ COMPLETED = "COMPLETED"
 LEASE_PENDING = "PENDING"
 LEASE_ACTIVE = "ACTIVE"
 LEASE_CANCELLED = "CANCELLED"
+
+# How far into one client's queue an executor looks for a job it is the better place for (a
+# ready persistent worker), and past jobs an idle warm executor will take.
+PREFERENCE_LOOKAHEAD = 64
 
 
 def describe_platform(platform: Platform) -> str:
@@ -89,6 +96,7 @@ class Job:
     version: int = 0
     watchers: int = 0  # Execute / WaitExecution streams waiting on it now
     finishing: bool = False  # a successful result is being cached; done right after
+    worker_key: Optional[str] = None  # the persistent worker that may serve it (a preference only)
     unwatched_since: Optional[float] = None
 
     @property
@@ -104,6 +112,9 @@ class ExecutorSession:
     last_seen: float
     jobs: Dict[str, Job] = field(default_factory=dict)  # lease id -> job
     acked: set = field(default_factory=set)  # lease ids the executor has reported ACTIVE
+    warm_keys: frozenset = frozenset()  # worker keys its executor has a ready worker for
+    workers: Tuple[dict, ...] = ()  # its executor's persistent workers, as reported
+    waiting: bool = False  # in next_job now: idle, and will take a job the moment one fits
 
     def can_run(self, platform: Platform) -> bool:
         return all(self.properties.get(k) == v for k, v in platform)
@@ -121,10 +132,14 @@ class _PlatformQueue:
         if front:  # its client's turn comes next
             self.by_client.move_to_end(job.client, last=False)
 
-    def pop(self) -> Optional[Job]:
-        while self.by_client:
-            client, q = next(iter(self.by_client.items()))
-            job = q.popleft()
+    def pop(self, wanted: Callable[[Job], bool] = lambda job: True) -> Optional[Job]:
+        """The first job `wanted` accepts, clients taking turns (each client's jobs in order,
+        looking past a client's first jobs only as far as PREFERENCE_LOOKAHEAD)."""
+        for client, q in list(self.by_client.items()):
+            job = next((j for j in itertools.islice(q, PREFERENCE_LOOKAHEAD) if wanted(j)), None)
+            if job is None:
+                continue
+            q.remove(job)
             del self.by_client[client]
             if q:
                 self.by_client[client] = q  # to the back: the next client goes first
@@ -249,6 +264,12 @@ class Scheduler:
         with self._cv:
             return self._sessions.get(name)
 
+    def report_workers(self, session: ExecutorSession, warm_keys: Sequence[str], workers: Sequence[dict]) -> None:
+        """What the session's executor says of its persistent workers (see _take_for)."""
+        with self._cv:
+            session.warm_keys = frozenset(warm_keys)
+            session.workers = tuple(workers)
+
     def heartbeat(self, session: ExecutorSession) -> None:
         with self._cv:
             session.last_seen = self._clock()
@@ -274,17 +295,21 @@ class Scheduler:
         until `still_wanted` says the caller went away)."""
         deadline = time.monotonic() + timeout  # a real wait: Condition.wait is in real time
         with self._cv:
-            while True:
-                if session.name not in self._sessions or self._shut_down or not still_wanted():
-                    return None
-                session.last_seen = self._clock()
-                job = self._take_for(session)
-                if job is not None:
-                    return job
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cv.wait(min(remaining, 0.5))
+            try:
+                while True:
+                    if session.name not in self._sessions or self._shut_down or not still_wanted():
+                        return None
+                    session.last_seen = self._clock()
+                    job = self._take_for(session)
+                    if job is not None:
+                        return job
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    session.waiting = True
+                    self._cv.wait(min(remaining, 0.5))
+            finally:
+                session.waiting = False
 
     def _take_for(self, session: ExecutorSession) -> Optional[Job]:
         candidates = [
@@ -292,11 +317,25 @@ class Scheduler:
             for platform, q in self._queues.items()
             if len(q) and session.can_run(platform)
         ]
-        if not candidates:
-            return None
-        _, platform = min(candidates)
-        job = self._queues[platform].pop()
-        assert job is not None
+        for _, platform in sorted(candidates):
+            job = self._queues[platform].pop(lambda j: not self._warm_elsewhere(j, session))
+            if job is not None:
+                return self._assign(job, session)
+        return None
+
+    def _warm_elsewhere(self, job: Job, session: ExecutorSession) -> bool:
+        """Whether an idle session (waiting for work right now) holds a ready worker for the
+        job's key while this one does not: that one takes it at once. Never a reason to wait
+        for a busy executor, so one key cannot starve the others."""
+        if job.worker_key is None or job.worker_key in session.warm_keys:
+            return False
+        return any(
+            other is not session and other.waiting and not other.jobs
+            and job.worker_key in other.warm_keys and other.can_run(job.platform)
+            for other in self._sessions.values()
+        )
+
+    def _assign(self, job: Job, session: ExecutorSession) -> Job:
         job.stage = EXECUTING
         job.attempts += 1
         job.executor = session.executor_id
@@ -463,6 +502,7 @@ class Scheduler:
                         "properties": dict(sorted(s.properties.items())),
                         "busy": len(s.jobs),
                         "idle_seconds": round(self._clock() - s.last_seen, 1),
+                        "workers": list(s.workers),
                     }
                     for s in self._sessions.values()
                 ],

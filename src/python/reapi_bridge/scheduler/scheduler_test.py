@@ -517,3 +517,98 @@ def test_a_job_is_kept_while_any_client_waits_or_one_comes_back(clock):
     clock.advance(60)
     s.reap()
     assert not never_watched.done  # only a job that had a waiter can be abandoned
+
+
+# ----------------------------------------------------------------------------- persistent workers
+
+
+def wait_for(predicate, timeout: float = HANG_GUARD) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def keyed_job(key: Optional[str], **kwargs) -> Job:
+    job = make_job(**kwargs)
+    job.worker_key = key
+    return job
+
+
+def test_a_slot_in_next_job_counts_as_waiting(clock):
+    s = make_scheduler(clock)
+    session = s.open_session("x", dict(X86_PROPS))
+    thread, box = in_thread(s.next_job, session, HANG_GUARD)
+    assert wait_for(lambda: session.waiting)
+    job = s.submit(make_job())
+    thread.join(HANG_GUARD)
+    assert box["value"] is job and not session.waiting
+
+
+def test_an_idle_executor_with_a_ready_worker_gets_the_job_of_its_key(clock):
+    s = make_scheduler(clock)
+    cold = s.open_session("cold", dict(X86_PROPS))
+    warm = s.open_session("warm", dict(X86_PROPS))
+    s.report_workers(warm, ["k1"], [])
+    warm.waiting = True  # idle in next_job, as while its UpdateBotSession waits for work
+    job = s.submit(keyed_job("k1"))
+    assert take(s, cold) is None  # passed over: the warm executor takes it the moment it wakes
+    warm.waiting = False
+    assert take(s, warm) is job and job.executor == "warm"
+
+
+def test_a_key_nobody_holds_goes_to_whoever_asks(clock):
+    s = make_scheduler(clock)
+    cold = s.open_session("cold", dict(X86_PROPS))
+    warm = s.open_session("warm", dict(X86_PROPS))
+    s.report_workers(warm, ["k1"], [])
+    warm.waiting = True
+    job = s.submit(keyed_job("k2"))
+    assert take(s, cold) is job
+
+
+def test_a_warm_executor_that_is_not_waiting_does_not_hold_work_back(clock):
+    s = make_scheduler(clock)
+    cold = s.open_session("cold", dict(X86_PROPS))
+    warm = s.open_session("warm", dict(X86_PROPS))
+    s.report_workers(warm, ["k1"], [])  # not waiting: between polls, or gone quiet
+    job = s.submit(keyed_job("k1"))
+    assert take(s, cold) is job
+
+
+def test_passing_over_a_job_still_lets_the_executor_take_another(clock):
+    s = make_scheduler(clock)
+    cold = s.open_session("cold", dict(X86_PROPS))
+    warm = s.open_session("warm", dict(X86_PROPS))
+    s.report_workers(warm, ["k1"], [])
+    warm.waiting = True
+    for_warm = s.submit(keyed_job("k1"))
+    plain = s.submit(keyed_job(None))
+    assert take(s, cold) is plain
+    warm.waiting = False
+    assert take(s, warm) is for_warm
+
+
+def test_a_busy_warm_executor_does_not_hold_work_back(clock):
+    """No waiting for the warm executor while it is busy: another takes the job at once."""
+    s = make_scheduler(clock)
+    warm = s.open_session("warm", dict(X86_PROPS))
+    s.report_workers(warm, ["k1"], [])
+    first = s.submit(keyed_job("k1"))
+    assert take(s, warm) is first  # now busy
+    cold = s.open_session("cold", dict(X86_PROPS))
+    second = s.submit(keyed_job("k1"))
+    assert take(s, cold) is second
+
+
+def test_worker_reports_reach_the_snapshot(clock):
+    s = make_scheduler(clock)
+    session = s.open_session("x", dict(X86_PROPS))
+    row = {"key": "k" * 64, "protocol": "proto", "pid": 7, "requests": 3}
+    s.report_workers(session, ["k" * 64], [row])
+    [executor] = s.snapshot()["executors"]
+    assert executor["workers"] == [row]

@@ -8,6 +8,8 @@ from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.protos.crossbuild.bridge.v1 import status_pb2
 from reapi_bridge.scheduler.scheduler import Scheduler
 
+WORKER_FIELDS = frozenset(status_pb2.WorkerStatus.DESCRIPTOR.fields_by_name)
+
 
 class StatusInstance:
     def __init__(
@@ -35,9 +37,11 @@ class StatusInstance:
             instances=self.instances.names(),
         )
         for e in snap["executors"]:
-            report.executors.add(
+            executor = report.executors.add(
                 name=e["id"], properties=e["properties"], running=e["busy"], seconds_since_update=e["idle_seconds"]
             )
+            for row in e["workers"]:
+                executor.workers.add(**{k: v for k, v in row.items() if k in WORKER_FIELDS})
         for platform, queued in sorted(snap["queues"].items()):
             report.queues.add(platform=platform, queued=queued)
         return report

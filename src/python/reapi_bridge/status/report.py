@@ -8,6 +8,9 @@ Rules for the printout:
   counted once, as its most recently seen session says. A slot is busy while it runs an action.
 - "last seen" is the most recent check-in of any of the executor's slots. Under each executor,
   one line per slot: `local-arm-a64/0  busy (1 running), last seen 0.3s ago`.
+- Persistent workers belong to an executor, not a slot: every slot reports the same pool, so
+  the rows of the slot seen most recently are printed, one line per worker: short key,
+  protocol, pid, requests answered, resident memory, idle time (or busy).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ class ExecutorSlots:
     @property
     def last_seen(self) -> float:
         return min(s.seconds_since_update for s in self.slots)
+
+    @property
+    def workers(self) -> List[status_pb2.WorkerStatus]:
+        newest = min(self.slots, key=lambda s: s.seconds_since_update)
+        return sorted(newest.workers, key=lambda w: (w.key, w.pid))
 
 
 def executor_slots(executors: Iterable[status_pb2.ExecutorStatus]) -> List[ExecutorSlots]:
@@ -67,6 +75,16 @@ def format_report(report: status_pb2.StatusReport, address: str) -> str:
         for e in g.slots:
             state = f"busy ({e.running} running)" if e.running else "idle"
             lines.append(f"    {e.name:<{width}}  {state}, last seen {e.seconds_since_update:.1f}s ago")
+        workers = g.workers
+        if workers:
+            lines.append(f"    persistent workers: {len(workers)}")
+            for w in workers:
+                kind = w.protocol + (", multiplex" if w.multiplex else "")
+                state = f"busy ({w.busy} in flight)" if w.busy else f"idle {w.idle_seconds:.1f}s"
+                lines.append(
+                    f"      key {w.key[:12]}  {kind:<16}  pid {w.pid:<7}  {w.requests} requests  "
+                    f"RSS {w.rss_bytes / 2**20:.1f} MiB  {state}"
+                )
     if report.queues:
         lines.append("queued actions:")
         for q in report.queues:

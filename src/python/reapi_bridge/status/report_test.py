@@ -72,3 +72,17 @@ def test_a_bot_name_without_a_slot_is_an_executor_with_one_slot():
 
 def test_no_executors():
     assert executor_lines(format_report(report(), "grpc://127.0.0.1:1")) == ["executors: 0 (0 slots: 0 busy, 0 free)"]
+
+
+def test_persistent_workers_are_listed_once_per_executor_from_its_newest_slot():
+    r = report(("local-arm-a64/0", ARM, 0, 2.0), ("local-arm-a64/1", ARM, 1, 0.4))
+    stale, fresh = r.executors
+    stale.workers.add(key="0" * 64, protocol="proto", pid=1, requests=1)
+    fresh.workers.add(key="ab" * 32, protocol="json", multiplex=True, pid=42, requests=7, rss_bytes=3 << 20, busy=1)
+    fresh.workers.add(key="cd" * 32, protocol="proto", pid=43, requests=2, rss_bytes=1 << 20, idle_seconds=5.5)
+    lines = executor_lines(format_report(r, "grpc://127.0.0.1:1"))
+    assert lines[-3:] == [
+        "persistent workers: 2",
+        "key abababababab json, multiplex pid 42 7 requests RSS 3.0 MiB busy (1 in flight)",
+        "key cdcdcdcdcdcd proto pid 43 2 requests RSS 1.0 MiB idle 5.5s",
+    ]

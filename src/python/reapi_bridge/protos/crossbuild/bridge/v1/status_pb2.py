@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crossbuild/bridge/v1/status.proto\x12\x14\x63rossbuild.bridge.v1\"\x12\n\x10GetStatusRequest\"\xca\x01\n\x0e\x45xecutorStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12H\n\nproperties\x18\x02 \x03(\x0b\x32\x34.crossbuild.bridge.v1.ExecutorStatus.PropertiesEntry\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x1c\n\x14seconds_since_update\x18\x04 \x01(\x01\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0bQueueStatus\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x05\"\xef\x02\n\x0cStatusReport\x12\x37\n\texecutors\x18\x01 \x03(\x0b\x32$.crossbuild.bridge.v1.ExecutorStatus\x12\x31\n\x06queues\x18\x02 \x03(\x0b\x32!.crossbuild.bridge.v1.QueueStatus\x12\x17\n\x0f\x61\x63tions_running\x18\x03 \x01(\x03\x12\x19\n\x11\x61\x63tions_completed\x18\x04 \x01(\x03\x12\x11\n\tcas_blobs\x18\x05 \x01(\x03\x12\x11\n\tcas_bytes\x18\x06 \x01(\x03\x12\x15\n\rcas_max_bytes\x18\x07 \x01(\x03\x12\x19\n\x11\x63\x61s_evicted_blobs\x18\x08 \x01(\x03\x12\x1c\n\x14\x61\x63tion_cache_entries\x18\t \x01(\x03\x12\x19\n\x11\x61\x63tion_cache_hits\x18\n \x01(\x03\x12\x1b\n\x13\x61\x63tion_cache_misses\x18\x0b \x01(\x03\x12\x11\n\tinstances\x18\x0c \x03(\t2g\n\x0c\x42ridgeStatus\x12W\n\tGetStatus\x12&.crossbuild.bridge.v1.GetStatusRequest\x1a\".crossbuild.bridge.v1.StatusReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!crossbuild/bridge/v1/status.proto\x12\x14\x63rossbuild.bridge.v1\"\x12\n\x10GetStatusRequest\"\xff\x01\n\x0e\x45xecutorStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12H\n\nproperties\x18\x02 \x03(\x0b\x32\x34.crossbuild.bridge.v1.ExecutorStatus.PropertiesEntry\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x1c\n\x14seconds_since_update\x18\x04 \x01(\x01\x12\x33\n\x07workers\x18\x05 \x03(\x0b\x32\".crossbuild.bridge.v1.WorkerStatus\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x96\x01\n\x0cWorkerStatus\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x11\n\tmultiplex\x18\x03 \x01(\x08\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x10\n\x08requests\x18\x05 \x01(\x03\x12\x11\n\trss_bytes\x18\x06 \x01(\x03\x12\x14\n\x0cidle_seconds\x18\x07 \x01(\x01\x12\x0c\n\x04\x62usy\x18\x08 \x01(\x05\"/\n\x0bQueueStatus\x12\x10\n\x08platform\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x05\"\xef\x02\n\x0cStatusReport\x12\x37\n\texecutors\x18\x01 \x03(\x0b\x32$.crossbuild.bridge.v1.ExecutorStatus\x12\x31\n\x06queues\x18\x02 \x03(\x0b\x32!.crossbuild.bridge.v1.QueueStatus\x12\x17\n\x0f\x61\x63tions_running\x18\x03 \x01(\x03\x12\x19\n\x11\x61\x63tions_completed\x18\x04 \x01(\x03\x12\x11\n\tcas_blobs\x18\x05 \x01(\x03\x12\x11\n\tcas_bytes\x18\x06 \x01(\x03\x12\x15\n\rcas_max_bytes\x18\x07 \x01(\x03\x12\x19\n\x11\x63\x61s_evicted_blobs\x18\x08 \x01(\x03\x12\x1c\n\x14\x61\x63tion_cache_entries\x18\t \x01(\x03\x12\x19\n\x11\x61\x63tion_cache_hits\x18\n \x01(\x03\x12\x1b\n\x13\x61\x63tion_cache_misses\x18\x0b \x01(\x03\x12\x11\n\tinstances\x18\x0c \x03(\t2g\n\x0c\x42ridgeStatus\x12W\n\tGetStatus\x12&.crossbuild.bridge.v1.GetStatusRequest\x1a\".crossbuild.bridge.v1.StatusReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,13 +36,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_start=59
   _globals['_GETSTATUSREQUEST']._serialized_end=77
   _globals['_EXECUTORSTATUS']._serialized_start=80
-  _globals['_EXECUTORSTATUS']._serialized_end=282
-  _globals['_EXECUTORSTATUS_PROPERTIESENTRY']._serialized_start=233
-  _globals['_EXECUTORSTATUS_PROPERTIESENTRY']._serialized_end=282
-  _globals['_QUEUESTATUS']._serialized_start=284
-  _globals['_QUEUESTATUS']._serialized_end=331
-  _globals['_STATUSREPORT']._serialized_start=334
-  _globals['_STATUSREPORT']._serialized_end=701
-  _globals['_BRIDGESTATUS']._serialized_start=703
-  _globals['_BRIDGESTATUS']._serialized_end=806
+  _globals['_EXECUTORSTATUS']._serialized_end=335
+  _globals['_EXECUTORSTATUS_PROPERTIESENTRY']._serialized_start=286
+  _globals['_EXECUTORSTATUS_PROPERTIESENTRY']._serialized_end=335
+  _globals['_WORKERSTATUS']._serialized_start=338
+  _globals['_WORKERSTATUS']._serialized_end=488
+  _globals['_QUEUESTATUS']._serialized_start=490
+  _globals['_QUEUESTATUS']._serialized_end=537
+  _globals['_STATUSREPORT']._serialized_start=540
+  _globals['_STATUSREPORT']._serialized_end=907
+  _globals['_BRIDGESTATUS']._serialized_start=909
+  _globals['_BRIDGESTATUS']._serialized_end=1012
 # @@protoc_insertion_point(module_scope)

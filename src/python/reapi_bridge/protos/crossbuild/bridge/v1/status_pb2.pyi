@@ -11,7 +11,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ExecutorStatus(_message.Message):
-    __slots__ = ("name", "properties", "running", "seconds_since_update")
+    __slots__ = ("name", "properties", "running", "seconds_since_update", "workers")
     class PropertiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,11 +23,33 @@ class ExecutorStatus(_message.Message):
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SINCE_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     properties: _containers.ScalarMap[str, str]
     running: int
     seconds_since_update: float
-    def __init__(self, name: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ..., running: _Optional[int] = ..., seconds_since_update: _Optional[float] = ...) -> None: ...
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerStatus]
+    def __init__(self, name: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ..., running: _Optional[int] = ..., seconds_since_update: _Optional[float] = ..., workers: _Optional[_Iterable[_Union[WorkerStatus, _Mapping]]] = ...) -> None: ...
+
+class WorkerStatus(_message.Message):
+    __slots__ = ("key", "protocol", "multiplex", "pid", "requests", "rss_bytes", "idle_seconds", "busy")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLEX_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    protocol: str
+    multiplex: bool
+    pid: int
+    requests: int
+    rss_bytes: int
+    idle_seconds: float
+    busy: int
+    def __init__(self, key: _Optional[str] = ..., protocol: _Optional[str] = ..., multiplex: _Optional[bool] = ..., pid: _Optional[int] = ..., requests: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., busy: _Optional[int] = ...) -> None: ...
 
 class QueueStatus(_message.Message):
     __slots__ = ("platform", "queued")
