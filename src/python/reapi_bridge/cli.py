@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                     f"CPUs, at least 2; {default_executor_slots()} here). Each executor gets them all: the "
                     "emulated ARM64 executor's actions mostly wait on process start-up, and the two "
                     "executors are rarely busy at once")
+    up.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
+                    help="serve actions marked for persistent workers through them (the default); --no-workers "
+                    "has the executors run every action one-shot (results are the same)")
 
     supervise = sub.add_parser(
         "supervise",
@@ -172,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     supervise.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
                            help="slots per executor: actions each one runs at once (default: the number "
                            f"of CPUs, at least 2; {default_executor_slots()} here)")
+    supervise.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
+                           help="serve actions marked for persistent workers through them (the default); --no-workers "
+                           "has the executors run every action one-shot (results are the same)")
 
     status = sub.add_parser(
         "status",
@@ -266,7 +272,7 @@ def _cluster(args) -> int:
             if args.concurrency < 1:
                 print("reapi-bridge up: --concurrency must be at least 1", file=sys.stderr)
                 return 2
-            address = cluster.up(args.listen, args.config, args.concurrency)
+            address = cluster.up(args.listen, args.config, args.concurrency, workers=args.workers)
             print(address)
             print(PANTS_SNIPPET.format(address=address), file=sys.stderr)
             return 0
@@ -300,7 +306,7 @@ def _supervise(args) -> int:
     if args.concurrency < 1:
         print("reapi-bridge supervise: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    return supervise(args.state_dir, args.listen, args.config, args.concurrency)
+    return supervise(args.state_dir, args.listen, args.config, args.concurrency, workers=args.workers)
 
 
 def _executor(args) -> int:

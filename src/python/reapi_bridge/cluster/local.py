@@ -113,6 +113,7 @@ def supervise(
     config: Optional[Path],
     concurrency: int,
     backoff: Backoff = Backoff(),
+    workers: bool = True,
 ) -> int:
     """The supervisor process (`reapi-bridge supervise`): runs the bridge and the executors until
     SIGTERM or SIGINT. 1 if one of them could not start the first time (the reason is in the
@@ -155,6 +156,7 @@ def supervise(
             "--concurrency", str(concurrency),
             "--work-dir", str(state_dir / "executors" / isa),
             "--rootfs", str(state_dir / "arm64-rootfs"),
+            *([] if workers else ["--no-workers"]),
         ]
 
     env = child_env()
@@ -197,7 +199,9 @@ class LocalCluster:
     def _live_children(self, state: ClusterState) -> List[ProcessRecord]:
         return [p for p in state.processes if _started_from(p.pid, self.state_dir)]
 
-    def up(self, listen: str, config: Optional[Path], concurrency: Optional[int] = None, log=print) -> str:
+    def up(
+        self, listen: str, config: Optional[Path], concurrency: Optional[int] = None, log=print, workers: bool = True
+    ) -> str:
         """Starts the supervisor unless it runs, executors with `concurrency` slots each
         (default: default_executor_slots()); waits until both executors have registered;
         returns the bridge address. When it started the supervisor and a child could not
@@ -218,7 +222,7 @@ class LocalCluster:
                 + ", ".join(f"{p.role} (pid {p.pid})" for p in orphans))
             _stop_processes(orphans, log)
         self.state_file.unlink(missing_ok=True)
-        pid = self._start_supervisor(listen, config, concurrency)
+        pid = self._start_supervisor(listen, config, concurrency, workers)
         try:
             address = self._wait_for_bridge(pid)
             state = self.load()
@@ -232,12 +236,13 @@ class LocalCluster:
             log(f"started the {isa} executor (pid {state.process(executor_role(isa)).pid})")
         return address
 
-    def _start_supervisor(self, listen: str, config: Optional[Path], concurrency: int) -> int:
+    def _start_supervisor(self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True) -> int:
         args = [
             "supervise",
             "--state-dir", str(self.state_dir),
             "--listen", listen,
             "--concurrency", str(concurrency),
+            *([] if workers else ["--no-workers"]),
         ]
         if config:
             args += ["--config", str(config.resolve())]
