@@ -10,7 +10,11 @@ Run it with `benchmarks/run-incremental-benchmark [--json PATH] [--only loop|cas
    remote execution on, with the flags bin/main-job uses (`--no-local-cache`, remote cache and
    execution on the cluster).
    For each mode, in the same run:
-     per-binary  the default: one test action per (shard, binary), binaries fork per case;
+     per-binary-workers  the repository's default: one test action per (shard, binary),
+                 binaries fork per case, and linux_arm64 asks for persistent workers
+                 (persistentWorkerProtocol=proto), so the ARM64 executor runs the shard runner's
+                 actions in one long-lived emulated session per slot;
+     per-binary  the same, one-shot: a new proot + qemu session per test action;
      per-shard   `--crossbuild-test-granularity=shard --no-crossbuild-test-fork-cases`: every
                  shard re-runs the whole archive, one process per case, with today's C runner;
      before      the plugin as it was at BASELINE_REV (`--baseline-rev`, read with `git archive`
@@ -24,7 +28,8 @@ Run it with `benchmarks/run-incremental-benchmark [--json PATH] [--only loop|cas
    examples/cclib/tests/ringbuf_test.c (a new case name each time, so nothing is cached). Each
    run's wall time, and from Pants' output exactly which compiles and links ran and which test
    actions ran or came from the cache. The figure the issue asks for: edit(per-binary) /
-   edit(before). The priming runs are the cold test phase of each mode.
+   edit(before); and per-binary-workers / per-binary for the priming, no-op and edit runs. The
+   priming runs are the cold test phase of each mode.
 
 2. Per-case overhead: a test binary of 200 trivial cases (crossbuild_test.h) and the shard
    runner, built with the pinned zig for x86-64 and aarch64, run natively and in the emulated

@@ -23,6 +23,7 @@ EDITED = f"{CCLIB}/tests/ringbuf_test.c"
 TARGETS = f"{CCLIB}::"
 # mode: (which plugin, extra flags)
 MODES = {
+    "per-binary-workers": ("workers", []),
     "per-binary": ("current", []),
     "per-shard": ("current", ["--crossbuild-test-granularity=shard", "--no-crossbuild-test-fork-cases"]),
     "before": ("baseline", []),
@@ -88,7 +89,11 @@ def baseline_project(ws: Workspace, rev: str) -> Path:
 
 
 def loop(ws: Workspace, baseline_rev: str) -> Dict:
-    projects = {"current": make_project(ws.root / "project"), "baseline": baseline_project(ws, baseline_rev)}
+    projects = {
+        "workers": make_project(ws.root / "project-workers", arm64_workers=True),
+        "current": make_project(ws.root / "project"),
+        "baseline": baseline_project(ws, baseline_rev),
+    }
     figures: Dict = {"baseline_rev": baseline_rev}
     with cluster(ws.subdir("cluster"), concurrency=None) as address:
         status = subprocess.run(bridge_command("status", "--bridge", address, pex=BRIDGE_PEX),
@@ -127,6 +132,10 @@ def loop(ws: Workspace, baseline_rev: str) -> Dict:
     for mode in MODES:
         if mode != "per-binary":
             figures[f"ratio_vs_{mode}"] = figures["per-binary"]["edit_seconds"] / figures[mode]["edit_seconds"]
+    for phase in ("prime", "noop", "edit"):
+        figures[f"workers_vs_one_shot_{phase}"] = (
+            figures["per-binary-workers"][f"{phase}_seconds"] / figures["per-binary"][f"{phase}_seconds"]
+        )
     return figures
 
 

@@ -30,6 +30,8 @@ def report(results: Dict) -> str:
         lines.append(f"   edit, per-binary / before ({f['baseline_rev']}): {f['ratio_vs_before']:.3f}x (target <= {TARGET_RATIO}x); "
                      f"per-binary / per-shard: {f['ratio_vs_per-shard']:.3f}x; "
                      f"per-binary edit {f['per-binary']['edit_seconds']:.2f} s (target about {TARGET_SECONDS:.0f} s)")
+        lines.append("   persistent workers on ARM64 (per-binary-workers) / one-shot (per-binary): "
+                     + ", ".join(f"{phase} {f[f'workers_vs_one_shot_{phase}']:.2f}x" for phase in ("prime", "noop", "edit")))
         for mode in MODES:
             e = f[mode]["edit"]
             lines.append(f"   {mode}, after the edit: compiles {e['compiles']}; links {e['links']}; "

@@ -94,11 +94,12 @@ def default_named_caches() -> Path:
     return Path(cache_home) / "pants" / "named_caches"
 
 
-def make_project(dest: Path, plugin_root: Path = PLUGINS) -> Path:
+def make_project(dest: Path, plugin_root: Path = PLUGINS, arm64_workers: bool = False) -> Path:
     """A temporary Pants project with a copy of examples/cclib that loads the plugin from
     `plugin_root`: only the cc and crossbuild backends, and the repository's environments
     without the fields of backends not loaded here (shell, python), since executables are found
-    by absolute path in every crossbuild action."""
+    by absolute path in every crossbuild action. `arm64_workers`: linux_arm64 asks for
+    persistent workers, as the repository's does."""
     dest.mkdir(parents=True)
     write_pants_project(
         dest,
@@ -106,6 +107,7 @@ def make_project(dest: Path, plugin_root: Path = PLUGINS) -> Path:
         plugin_root=plugin_root,
         environments=["linux_x86_64", "linux_arm64"],
         sections='[source]\nroot_patterns = ["/"]\n',
+        arm64_workers=arm64_workers,
     )
     shutil.copytree(REPO / CCLIB, dest / CCLIB)
     return dest

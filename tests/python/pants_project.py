@@ -109,8 +109,9 @@ def remote_flags(address: str, execution: bool = True) -> List[str]:
 
 
 # Remote environments a test project may name: (ISA, shell search path, worker hint). The
-# `_workers` ones add the platform property that has executors serve `@FLAGFILE` actions (the
-# shard runner's) through persistent workers, as the repository's linux_arm64 does.
+# `_workers` one adds the platform property that has executors serve `@FLAGFILE` actions (the
+# shard runner's) through persistent workers, as the repository's linux_arm64 does; a project
+# written with `arm64_workers` gives its linux_arm64 that property too.
 REMOTE_ENVIRONMENTS = {
     "linux_x86_64": ("x86-64", '"/usr/bin", "/bin"', False),
     "linux_arm64": ("arm-a64", '"/bin", "/usr/bin"', False),
@@ -118,12 +119,14 @@ REMOTE_ENVIRONMENTS = {
 }
 
 
-def environment_target(name: str, shell: bool) -> str:
+def environment_target(name: str, shell: bool, workers: bool = False) -> str:
     """The repository's root BUILD definition of environment `name`; the shell backend's field
-    only where that backend is loaded (Pants refuses a field no loaded backend registers)."""
+    only where that backend is loaded (Pants refuses a field no loaded backend registers).
+    `workers` adds the persistent-worker hint to an ARM64 environment."""
     if name == "local":
         return 'local_environment(name="local")\n'
-    isa, search_path, workers = REMOTE_ENVIRONMENTS[name]
+    isa, search_path, hinted = REMOTE_ENVIRONMENTS[name]
+    workers = hinted or (workers and isa == "arm-a64")
     shell_field = f"    shell_setup_executable_search_paths=[{search_path}],\n" if shell else ""
     hint = ', "persistentWorkerProtocol=proto"' if workers else ""
     platform = name.replace("_workers", "")
@@ -144,6 +147,7 @@ def write_pants_project(
     sections: str = "",
     build: str = "",
     files: Optional[Dict[str, str]] = None,
+    arm64_workers: bool = False,
 ) -> None:
     """A Pants 2.17 project: pants.toml (the backends, the crossbuild plugin from `plugin_root`,
     the named `environments` plus `local`, extra [GLOBAL] lines and extra sections), a root BUILD
@@ -164,7 +168,7 @@ def write_pants_project(
     lines += ["", "[anonymous-telemetry]", "enabled = false", ""]
     (root / "pants.toml").write_text("\n".join(lines) + ("\n" + textwrap.dedent(sections) if sections else ""))
     shell = "pants.backend.shell" in backends
-    (root / "BUILD").write_text("".join(environment_target(n, shell) for n in names) + build)
+    (root / "BUILD").write_text("".join(environment_target(n, shell, arm64_workers) for n in names) + build)
     for path, text in (files or {}).items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
