@@ -131,6 +131,18 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool
     return predicate()
 
 
+def wait_for(predicate, what: str, timeout: float = 60.0, interval: float = 0.02):
+    """The first truthy value `predicate` returns; fails the test naming `what` if none comes
+    within `timeout` seconds (a bound against hangs, never a measure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
 def upload_directory(client: Client, files: dict) -> re_pb2.Digest:
     """Uploads a tree given as {"path/to/file": bytes, (bytes, executable) or (bytes,
     executable, {node property: value})}; returns its root."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pants_project import Cluster, ClusterFailed, bridge_command, open_temp_dir
-from reapi_bridge_testing.bridge import client_for, execute, make_action
+from reapi_bridge_testing.bridge import client_for, execute, make_action, wait_for
 
 ARM = "executor-arm-a64"
 
@@ -58,16 +58,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def wait_until(predicate, what: str, timeout: float = 300.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def run_on_arm64(address: str) -> str:
@@ -128,7 +118,7 @@ def test_a_killed_arm64_executor_is_restarted_and_runs_the_next_action(cluster):
 def test_a_killed_bridge_comes_back_on_its_address(cluster):
     address = cluster.up()
     os.kill(record(cluster, "bridge")["pid"], signal.SIGKILL)
-    wait_until(lambda: record(cluster, "bridge")["restarts"] == 1 and record(cluster, "bridge")["pid"], "the restart")
+    wait_for(lambda: record(cluster, "bridge")["restarts"] == 1 and record(cluster, "bridge")["pid"], "the restart", timeout=300, interval=0.2)
     # The executors reconnect to the new bridge by themselves.
     assert run_on_arm64(address) == "aarch64\n"
 
@@ -145,7 +135,7 @@ def test_up_after_the_supervisor_was_killed_starts_afresh(cluster):
     after = state(cluster)
     assert after["supervisor"]["pid"] != before["supervisor"]["pid"]
     assert not set(orphans) & {p["pid"] for p in after["processes"]}
-    wait_until(lambda: not any(alive(pid) for pid in orphans), "the orphans to be gone", timeout=60)
+    wait_for(lambda: not any(alive(pid) for pid in orphans), "the orphans to be gone", timeout=60)
     assert run_on_arm64(address) == "aarch64\n"
     cluster.down()
     assert processes_of(cluster.state) == []

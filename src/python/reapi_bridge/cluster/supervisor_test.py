@@ -17,6 +17,7 @@ import pytest
 
 from reapi_bridge.cluster.state import RESTARTING, RUNNING, STOPPED, describe_exit, load_state
 from reapi_bridge.cluster.supervisor import Backoff, ChildSpec, StartFailed, Supervisor
+from reapi_bridge_testing.bridge import wait_for
 
 # Each child appends "pid start-time" to its own file when it starts, and "stopped role" to a
 # shared file when SIGTERM reaches it.
@@ -33,16 +34,6 @@ with open(starts, "a") as f:
 while True:
     time.sleep(1)
 """
-
-
-def wait_until(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def starts(path: Path) -> List[tuple]:
@@ -109,7 +100,7 @@ def test_backoff_doubles_to_the_cap():
 def test_restart_after_sigkill_with_growing_backoff_and_records(tmp_path):
     with Harness(tmp_path) as h:
         # Each child writes its start line itself, in no particular order.
-        wait_until(lambda: len(h.starts("first")) == len(h.starts("second")) == 1, "both children to start")
+        wait_for(lambda: len(h.starts("first")) == len(h.starts("second")) == 1, "both children to start")
         state = load_state(h.state_file)
         assert [p.role for p in state.processes] == ["first", "second"]
         assert state.supervisor.pid == os.getpid()
@@ -120,12 +111,12 @@ def test_restart_after_sigkill_with_growing_backoff_and_records(tmp_path):
         gaps = []
         for n in range(1, 4):
             pid = h.starts("first")[-1][0]
-            wait_until(lambda: h.record("first").pid == pid, "the state to name the new process")
+            wait_for(lambda: h.record("first").pid == pid, "the state to name the new process")
             os.kill(pid, signal.SIGKILL)
             killed_at = time.time()
-            wait_until(lambda: len(h.starts("first")) == n + 1, f"restart {n}")
+            wait_for(lambda: len(h.starts("first")) == n + 1, f"restart {n}")
             gaps.append(h.starts("first")[-1][1] - killed_at)
-            rec = wait_until(lambda: (r := h.record("first")).restarts == n and r.state == RUNNING and r, "the record")
+            rec = wait_for(lambda: (r := h.record("first")).restarts == n and r.state == RUNNING and r, "the record")
             assert rec.last_exit == "signal 9 (SIGKILL)"
             assert killed_at - 1 <= rec.last_exit_at <= rec.started
             assert rec.pid == h.starts("first")[-1][0] and alive(rec.pid)
@@ -139,14 +130,14 @@ def test_restart_after_sigkill_with_growing_backoff_and_records(tmp_path):
 def test_a_child_that_stays_up_resets_its_backoff(tmp_path):
     with Harness(tmp_path, roles=("only",), backoff=Backoff(0.2, 30.0, reset_after=1.0)) as h:
         for n in range(1, 3):  # two quick exits: the next delay would be 0.8 s
-            pid = wait_until(lambda: len(h.starts("only")) == n and h.starts("only")[-1][0], "a start")
-            wait_until(lambda: h.record("only").pid == pid, "the state")
+            pid = wait_for(lambda: len(h.starts("only")) == n and h.starts("only")[-1][0], "a start")
+            wait_for(lambda: h.record("only").pid == pid, "the state")
             os.kill(pid, signal.SIGKILL)
-        pid = wait_until(lambda: len(h.starts("only")) == 3 and h.starts("only")[-1][0], "the third start")
+        pid = wait_for(lambda: len(h.starts("only")) == 3 and h.starts("only")[-1][0], "the third start")
         time.sleep(1.5)  # up longer than reset_after
-        wait_until(lambda: h.record("only").pid == pid, "the state")
+        wait_for(lambda: h.record("only").pid == pid, "the state")
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: h.record("only").state == RESTARTING, "the exit to be recorded")
+        wait_for(lambda: h.record("only").state == RESTARTING, "the exit to be recorded")
         rec = h.record("only")
         assert rec.restart_at - rec.last_exit_at == pytest.approx(0.2, abs=0.05)
 
@@ -154,23 +145,23 @@ def test_a_child_that_stays_up_resets_its_backoff(tmp_path):
 def test_a_child_that_keeps_crashing_does_not_spin(tmp_path):
     crash = lambda: ["/bin/sh", "-c", f'echo "$$ $(date +%s.%N)" >> {tmp_path}/crash.starts; exit 3']
     with Harness(tmp_path, roles=("crash",), backoff=Backoff(0.1, 0.4, 60.0), crash=crash) as h:
-        wait_until(lambda: len(h.starts("crash")) >= 5, "five attempts")
+        wait_for(lambda: len(h.starts("crash")) >= 5, "five attempts")
         times = [t for _, t in h.starts("crash")][:5]
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert [g >= d for g, d in zip(gaps, (0.1, 0.2, 0.4, 0.4))] == [True] * 4, gaps
-        rec = wait_until(lambda: (r := h.record("crash")).restarts >= 4 and r, "the record")
+        rec = wait_for(lambda: (r := h.record("crash")).restarts >= 4 and r, "the record")
         assert rec.last_exit == "exit 3"
 
 
 def test_stop_is_in_reverse_order_and_restarts_nothing(tmp_path):
     with Harness(tmp_path, roles=("bridge", "executor-a", "executor-b")) as h:
-        wait_until(lambda: all(len(h.starts(r)) == 1 for r in ("bridge", "executor-a", "executor-b")), "all three to start")
+        wait_for(lambda: all(len(h.starts(r)) == 1 for r in ("bridge", "executor-a", "executor-b")), "all three to start")
         pids = {role: h.starts(role)[0][0] for role in ("bridge", "executor-a", "executor-b")}
         # One child is in its backoff when the stop comes: it must not start again.
         h.supervisor.backoff = Backoff(2.0, 2.0, 60.0)
-        wait_until(lambda: h.record("executor-a").pid == pids["executor-a"], "the state")
+        wait_for(lambda: h.record("executor-a").pid == pids["executor-a"], "the state")
         os.kill(pids["executor-a"], signal.SIGKILL)
-        wait_until(lambda: h.record("executor-a").state == RESTARTING, "executor-a to wait for its restart")
+        wait_for(lambda: h.record("executor-a").state == RESTARTING, "executor-a to wait for its restart")
     assert h.error == []
     assert h.stops.read_text().split() == ["executor-b", "bridge"]
     assert not any(alive(pid) for pid in pids.values())
@@ -191,7 +182,7 @@ def test_a_child_deaf_to_sigterm_is_killed(tmp_path):
         f"open({str(tmp_path / 'deaf.starts')!r}, 'a').write(f'{{os.getpid()}} {{time.time()}}\\n'); time.sleep(1000)",
     ]
     with Harness(tmp_path, roles=("deaf",), stop_timeout=0.5, deaf=deaf) as h:
-        pid = wait_until(lambda: h.starts("deaf") and h.starts("deaf")[0][0], "the start")
+        pid = wait_for(lambda: h.starts("deaf") and h.starts("deaf")[0][0], "the start")
     assert not alive(pid)
     assert h.record("deaf").last_exit == "signal 9 (SIGKILL)"
 

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge_testing.bridge import wait_for
 from reapi_bridge.scheduler.scheduler import (
     COMPLETED,
     EXECUTING,
@@ -522,17 +523,6 @@ def test_a_job_is_kept_while_any_client_waits_or_one_comes_back(clock):
 # ----------------------------------------------------------------------------- persistent workers
 
 
-def wait_for(predicate, timeout: float = HANG_GUARD) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def keyed_job(key: Optional[str], **kwargs) -> Job:
     job = make_job(**kwargs)
     job.worker_key = key
@@ -543,7 +533,7 @@ def test_a_slot_in_next_job_counts_as_waiting(clock):
     s = make_scheduler(clock)
     session = s.open_session("x", dict(X86_PROPS))
     thread, box = in_thread(s.next_job, session, HANG_GUARD)
-    assert wait_for(lambda: session.waiting)
+    wait_for(lambda: session.waiting, "the slot to wait", timeout=HANG_GUARD)
     job = s.submit(make_job())
     thread.join(HANG_GUARD)
     assert box["value"] is job and not session.waiting
