@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from google.rpc import code_pb2
 
@@ -63,20 +63,25 @@ class WorkerAttempt:
     note: str = ""
 
 
-def read_flagfile(path: Path, workdir: Path, depth: int = 0) -> List[str]:
+def read_flagfile(path: Path, workdir: Path, allowed: Sequence[Path] = (), depth: int = 0) -> List[str]:
     """The request's arguments, as Bazel builds them: the flag file's lines, where a line
     `@OTHER` is replaced by OTHER's lines (relative to the working directory) and a line
-    starting `@@` is passed on as it is (the worker undoes that escape)."""
+    starting `@@` is passed on as it is (the worker undoes that escape). A flag file must be
+    inside one of `allowed` (the input root, the input cache) once symlinks are resolved: the
+    executor never reads its own files into a request."""
     if depth > 8:
         raise OSError(f"flag files nested more than 8 deep at {path.name}")
-    lines = path.read_text().split("\n")
+    real = path.resolve()
+    if allowed and not any(real == root or root in real.parents for root in allowed):
+        raise OSError(f"flag file {path.name} is outside the action's input root")
+    lines = real.read_text().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     arguments: List[str] = []
     for line in lines:
         line = line[:-1] if line.endswith("\r") else line
         if line.startswith("@") and not line.startswith("@@") and len(line) > 1:
-            arguments.extend(read_flagfile(workdir / line[1:], workdir, depth + 1))
+            arguments.extend(read_flagfile(workdir / line[1:], workdir, allowed, depth + 1))
         else:
             arguments.append(line)
     return arguments
@@ -222,7 +227,9 @@ class WorkerRunner:
             for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
                 (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
             try:
-                arguments = read_flagfile(workdir / spec.flagfile, workdir)
+                arguments = read_flagfile(
+                    workdir / spec.flagfile, workdir, (request_root.resolve(), self.materializer.dirs_dir.resolve())
+                )
             except (OSError, UnicodeDecodeError) as exc:
                 return WorkerAttempt(note=f"{NOTE_PREFIX}the flag file {spec.flagfile} could not be read ({exc}); the action ran one-shot\n")
             request = WorkRequest(

@@ -327,3 +327,12 @@ def test_flag_files_expand_nested_files_and_pass_escapes_to_the_worker(client, w
     assert response.result.exit_code == 0, stderr
     assert "args=first second third @literal" in stderr
     assert served_by(stderr)[0] != "one-shot"
+
+
+def test_a_flag_file_outside_the_input_root_is_never_read(client, worker_executor):
+    """`@../../../etc/hostname` (or a symlink out of the root) would have the executor read its
+    own files into the request: refused, and the action runs one-shot, saying why."""
+    action = worker_action(client, ["echo", "@../../../../../../../../etc/hostname"])
+    response, _, stderr = run(client, action)
+    assert "flag file" in stderr and "outside the action's input root" in stderr
+    assert served_by(stderr)[0] == "one-shot"
