@@ -40,6 +40,24 @@ def _add_state_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cluster_args(p: argparse.ArgumentParser) -> None:
+    """What `up` and `supervise` (which `up` starts) share: where, how wide, with workers or not."""
+    p.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
+                   help="where the bridge, executors and logs keep their state (default: .crossbuild/cluster)")
+    p.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
+                   help="address for the bridge's first start (default: 127.0.0.1:8980; port 0 picks a free "
+                   "one, kept for every restart)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
+    p.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
+                   help="slots per executor: actions each one runs at once (default: the number of "
+                   f"CPUs, at least 2; {default_executor_slots()} here). Each executor gets them all: the "
+                   "emulated ARM64 executor's actions mostly wait on process start-up, and the two "
+                   "executors are rarely busy at once")
+    p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve actions marked for persistent workers through them (the default); "
+                   "--no-workers has the executors run every action one-shot (results are the same)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reapi-bridge", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,19 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "registered, then print the address to put in pants.toml. If the supervisor is gone but "
         "processes it started still run, those are stopped and everything starts afresh.",
     )
-    up.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
-                    help="where the bridge, executors and logs keep their state (default: .crossbuild/cluster)")
-    up.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
-                    help="address for the bridge (default: 127.0.0.1:8980; port 0 picks a free one)")
-    up.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
-    up.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
-                    help="slots per executor: actions each one runs at once (default: the number of "
-                    f"CPUs, at least 2; {default_executor_slots()} here). Each executor gets them all: the "
-                    "emulated ARM64 executor's actions mostly wait on process start-up, and the two "
-                    "executors are rarely busy at once")
-    up.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
-                    help="serve actions marked for persistent workers through them (the default); --no-workers "
-                    "has the executors run every action one-shot (results are the same)")
+    _add_cluster_args(up)
 
     supervise = sub.add_parser(
         "supervise",
@@ -165,19 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bridge (SIGKILL after 30 s), and exit. Exits 1 if one of them cannot start the first time. "
         "`up` runs this in the background, logging to STATE_DIR/logs/supervisor.log.",
     )
-    supervise.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
-                           help="where the bridge, executors and logs keep their state (default: "
-                           ".crossbuild/cluster)")
-    supervise.add_argument("--listen", default="127.0.0.1:8980", metavar="HOST:PORT",
-                           help="address for the bridge's first start (default: 127.0.0.1:8980; port 0 "
-                           "picks a free one, kept for every restart)")
-    supervise.add_argument("--config", type=Path, metavar="FILE", help="bridge configuration file")
-    supervise.add_argument("--concurrency", type=int, default=default_executor_slots(), metavar="N",
-                           help="slots per executor: actions each one runs at once (default: the number "
-                           f"of CPUs, at least 2; {default_executor_slots()} here)")
-    supervise.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
-                           help="serve actions marked for persistent workers through them (the default); --no-workers "
-                           "has the executors run every action one-shot (results are the same)")
+    _add_cluster_args(supervise)
 
     status = sub.add_parser(
         "status",
