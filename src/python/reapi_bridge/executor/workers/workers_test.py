@@ -8,7 +8,6 @@ property on the environment, no key).
 from __future__ import annotations
 
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -335,4 +334,13 @@ def test_a_flag_file_outside_the_input_root_is_never_read(client, worker_executo
     action = worker_action(client, ["echo", "@../../../../../../../../etc/hostname"])
     response, _, stderr = run(client, action)
     assert "flag file" in stderr and "outside the action's input root" in stderr
+    assert served_by(stderr)[0] == "one-shot"
+
+
+def test_a_missing_flag_file_runs_one_shot_and_says_so(client, worker_executor):
+    """A nested `@FILE` that is not in the input root: the executor cannot build the request,
+    so the action runs one-shot (where the tool reports it as it would), nothing is lost."""
+    response, _, stderr = run(client, worker_action(client, ["echo", "@args/absent.flags"]))
+    assert response.status.code == 0
+    assert "the flag file args/request.flags could not be read" in stderr and "ran one-shot" in stderr
     assert served_by(stderr)[0] == "one-shot"
