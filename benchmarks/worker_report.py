@@ -7,7 +7,7 @@ import statistics
 from dataclasses import asdict
 from typing import Dict, List, Optional
 
-from worker_measure import MODES, Figures, Series
+from worker_measure import Figures, Series
 
 TARGET_ISA = "arm-a64"
 TARGET_FACTOR = 0.3
@@ -41,7 +41,7 @@ def print_report(figures: Figures) -> None:
     print(f"persistent workers: {figures.actions} trivial actions per executor and mode, one at a time")
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in figures.load)}")
     print()
-    print(f"| executor | figure, ms | one-shot p50 | one-shot p95 | worker p50 | worker p95 | worker / one-shot (p50) |")
+    print("| executor | figure, ms | one-shot p50 | one-shot p95 | worker p50 | worker p95 | worker / one-shot (p50) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for isa, by_mode in figures.series.items():
         for figure, title in FIGURES:

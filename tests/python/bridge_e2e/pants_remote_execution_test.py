@@ -6,19 +6,16 @@ and a shell_command in each; their outputs prove the architecture, the results i
 bridge's action cache name the executor, and a second run is served from the cache.
 """
 
-import json
 import os
 import re
 import signal
 import sqlite3
-import subprocess
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from pants_project import Cluster, bridge_command, open_temp_dir, remote_flags, run_pants, write_pants_project
+from pants_project import Cluster, open_temp_dir, remote_flags, run_pants, write_pants_project
 
 
 def write_project(root: Path, commands: dict) -> None:

@@ -11,12 +11,11 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from pants_project import Cluster, ClusterFailed, bridge_command, open_temp_dir
+from pants_project import Cluster, bridge_command, open_temp_dir
 from reapi_bridge_testing.bridge import client_for, execute, make_action, wait_for
 
 ARM = "executor-arm-a64"

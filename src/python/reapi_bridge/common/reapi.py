@@ -8,6 +8,11 @@ from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution
 SUPPORTED_DIGEST_FUNCTIONS = (re_pb2.DigestFunction.UNKNOWN, re_pb2.DigestFunction.SHA256)
 
 
+def timeout_seconds(action) -> float:
+    """The Action's timeout in seconds; 0 when it has none."""
+    return action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+
+
 def require_sha256(digest_function: int) -> None:
     """UNKNOWN (a client that predates the field) means SHA-256; anything else is refused."""
     if digest_function not in SUPPORTED_DIGEST_FUNCTIONS:

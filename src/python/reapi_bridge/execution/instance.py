@@ -19,7 +19,7 @@ from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import InvalidArgument, NotFound
 from reapi_bridge.common.instances import InstanceRegistry
-from reapi_bridge.common.reapi import require_sha256
+from reapi_bridge.common.reapi import require_sha256, timeout_seconds
 from reapi_bridge.common.tree import file_digests, files_under, parse_directories, walk_directories
 from reapi_bridge.common.workers import matching_properties, platform_properties, tool_inputs_in, worker_spec
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
@@ -168,7 +168,7 @@ class ExecutionInstance:
         return ExecuteStart(action_digest, job=job)
 
     def _apply_timeout_policy(self, action: re_pb2.Action) -> None:
-        requested = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+        requested = timeout_seconds(action)
         if requested > self.max_timeout:
             raise InvalidArgument(
                 f"action timeout {requested:g}s is over the bridge's maximum of {self.max_timeout:g}s"

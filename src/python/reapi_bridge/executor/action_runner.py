@@ -17,16 +17,15 @@ from google.rpc import code_pb2
 
 from reapi_bridge.client.client import Client
 from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.common.reapi import timeout_seconds
 from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
 from reapi_bridge.executor.results import RunOutcome, now, upload_result
 from reapi_bridge.executor.users import RunAs, drop_privileges, hand_over
 from reapi_bridge.executor.workers.runner import WorkerRunner
-from reapi_bridge.executor.wrappers import CommandWrapper, Direct
+from reapi_bridge.executor.wrappers import CHROOT_MARKER, CommandWrapper, Direct
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)
-
-CHROOT_MARKER = "{chroot}"
 
 __all__ = ["ActionRunner", "CHROOT_MARKER", "RunAs", "RunOutcome"]
 
@@ -107,7 +106,7 @@ class ActionRunner:
                 "crossbuild-action", *argv,
             ]
         wrapped = drop_privileges(self.wrapper.wrap(argv, cwd=workdir, binds=binds), self.run_as)
-        timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+        timeout = timeout_seconds(action)
         stdout_path, stderr_path = sandbox / "stdout", sandbox / "stderr"
         meta.execution_start_timestamp.CopyFrom(now())
         status, message, exit_code = code_pb2.OK, "", -1

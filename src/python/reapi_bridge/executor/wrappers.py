@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Protocol, Sequence
 
+# Pants' placeholder for the input root in argv and environment (Pants 2.17 leaves it
+# unreplaced for remote processes); executors replace it before a process or worker starts.
+CHROOT_MARKER = "{chroot}"
+
 
 class CommandWrapper(Protocol):
     def wrap(self, argv: Sequence[str], *, cwd: Path, binds: Sequence[Path]) -> List[str]:

@@ -30,6 +30,7 @@ from google.rpc import code_pb2
 from reapi_bridge.client.client import Client
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import InvalidArgument
+from reapi_bridge.common.reapi import timeout_seconds
 from reapi_bridge.common.workers import (
     WORKER_FLAG,
     WorkerSpec,
@@ -43,13 +44,12 @@ from reapi_bridge.executor.results import RunOutcome, now, upload_result
 from reapi_bridge.executor.users import RunAs, drop_privileges, hand_over
 from reapi_bridge.executor.workers.pool import Lease, PoolKey, WorkerPool
 from reapi_bridge.executor.workers.process import Pending, WorkerGone, WorkerProcess
-from reapi_bridge.executor.wrappers import CommandWrapper, Direct
+from reapi_bridge.executor.wrappers import CHROOT_MARKER, CommandWrapper, Direct
 from reapi_bridge.protos.blaze.worker.worker_protocol_pb2 import Input, WorkRequest
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 
 logger = logging.getLogger(__name__)
 
-CHROOT_MARKER = "{chroot}"
 NOTE_PREFIX = "reapi-bridge executor: "
 _TAIL_LINES = 20
 
@@ -266,7 +266,7 @@ class WorkerRunner:
             self.pool.release(worker, served)
 
     def _wait(self, worker: WorkerProcess, pending: Pending, action: re_pb2.Action, cancelled: threading.Event):
-        timeout = action.timeout.seconds + action.timeout.nanos / 1e9 if action.HasField("timeout") else 0
+        timeout = timeout_seconds(action)
         start = time.monotonic()
         while not pending.done.wait(0.1):
             if timeout and time.monotonic() - start > timeout:
