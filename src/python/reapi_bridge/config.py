@@ -115,11 +115,100 @@ class ExecutionConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """TLS for the gRPC port (TLS 1.2 or later). Off unless cert_chain and private_key are set;
+    `reapi-bridge certs` makes a CA, a server and client certificates."""
+
+    cert_chain: str = setting("", "PEM file of the server certificate (and intermediates). Empty: plain-text HTTP/2.")
+    private_key: str = setting("", "PEM file of the server certificate's private key.")
+    client_ca: str = setting(
+        "", "PEM file of the CA whose client certificates are accepted (mTLS). Empty: none are asked for."
+    )
+    require_client_certificate: bool = setting(
+        False, "Refuse connections without a client certificate signed by client_ca."
+    )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who may do what. Off by default: every caller may do everything, which suits a bridge on
+    loopback for its own user. On, a caller proves who it is with a bearer token (`reapi-bridge
+    token create`) or a client certificate whose common name is an [[identities]] name, and
+    holds permissions scoped by instance: read, cas-write, ac-write, execute, worker, admin."""
+
+    enabled: bool = setting(False, "Check every call's credentials and permissions.")
+    tokens_file: str = setting(
+        "tokens.json",
+        "The hashed tokens `reapi-bridge token` manages, re-read when it changes. Relative paths "
+        "are resolved against [server].state_dir.",
+    )
+    anonymous_permissions: Tuple[str, ...] = setting(
+        (), "Permissions (on every instance) of callers that present no credential, e.g. [\"read\"]."
+    )
+    audit_log: str = setting(
+        "audit.log",
+        "Where every refused call and every action-cache write is logged, one JSON object per line. "
+        "Relative paths are resolved against [server].state_dir. Empty: no audit log.",
+    )
+    require_signed_results: bool = setting(
+        False,
+        "Serve only cached results signed by a trusted executor key ([[executor_keys]]); results "
+        "written by clients are then never served. Signed results are checked either way.",
+    )
+    max_streams_per_client: int = setting(
+        64,
+        "Calls one client (an identity, or an address for anonymous callers) may have open at once; "
+        "more are refused with RESOURCE_EXHAUSTED. 0: no limit.",
+    )
+    max_bytes_in_flight_per_client: int = setting(
+        256 * MIB,
+        "Bytes of uploads (BatchUpdateBlobs, ByteStream Write) one client may have in flight at once; "
+        "more is refused with RESOURCE_EXHAUSTED. 0: no limit.",
+    )
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """A client-certificate identity: a certificate (signed by [tls].client_ca) whose common
+    name is `name` holds these permissions on these instances."""
+
+    name: str = setting("", "The certificate's common name (CN).")
+    permissions: Tuple[str, ...] = setting(
+        ("read",), "Permissions or roles: read, cas-write, ac-write, execute, worker, admin; roles "
+        "reader, developer, ci, executor, admin."
+    )
+    instances: Tuple[str, ...] = setting(
+        ("*",), "Instance scopes, matched per path component (`ci` covers `ci/arm64`); `*` is all."
+    )
+
+
+@dataclass(frozen=True)
+class ExecutorKeyConfig:
+    """An executor's Ed25519 public key (`reapi-bridge signing-key create` prints this table).
+    Results signed by it are served; mark it revoked to stop serving them."""
+
+    id: str = setting("", "The key id (16 hex digits of the SHA-256 of the raw public key).")
+    public_key: str = setting("", "The raw 32-byte public key, base64.")
+    executor: str = setting("", "Which executor holds it (for messages and the audit log).")
+    revoked: bool = setting(False, "Results signed by a revoked key are not served.")
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     instances: Tuple[InstanceConfig, ...] = (InstanceConfig(),)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    identities: Tuple[IdentityConfig, ...] = ()
+    executor_keys: Tuple[ExecutorKeyConfig, ...] = ()
+
+    def state_path(self, value: str) -> Optional[Path]:
+        """A path setting resolved against the state dir; None when empty."""
+        if not value:
+            return None
+        return self.server.state_dir / value
 
     def instance(self, name: str) -> Optional[InstanceConfig]:
         for inst in self.instances:
@@ -151,6 +240,10 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, default: Any, where: 
     if key not in table:
         return default
     value = table[key]
+    if kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -170,8 +263,12 @@ def _check_keys(table: Mapping[str, Any], allowed: set, where: str) -> None:
 
 
 # The TOML tables, in the order the reference prints them.
-SECTIONS = (("server", ServerConfig), ("cas", CasConfig), ("execution", ExecutionConfig))
-_KINDS = {"str": str, "bool": bool, "int": int, "float": float, "Path": str}
+SECTIONS = (
+    ("server", ServerConfig), ("cas", CasConfig), ("execution", ExecutionConfig), ("tls", TlsConfig), ("auth", AuthConfig)
+)
+# Arrays of tables, after the sections.
+TABLE_ARRAYS = (("instances", InstanceConfig), ("identities", IdentityConfig), ("executor_keys", ExecutorKeyConfig))
+_KINDS = {"str": str, "bool": bool, "int": int, "float": float, "Path": str, "Tuple[str, ...]": tuple}
 
 
 def parse_section(table: Mapping[str, Any], cls: type, where: str) -> Any:
@@ -188,9 +285,61 @@ def parse_section(table: Mapping[str, Any], cls: type, where: str) -> Any:
     return cls(**values)
 
 
+def _parse_array(data: Mapping[str, Any], name: str, cls: type) -> list:
+    raw_items = data.get(name, [])
+    if not isinstance(raw_items, list):
+        raise ConfigError(f"[[{name}]]: expected an array of tables")
+    items = []
+    for i, raw in enumerate(raw_items):
+        where = f"[[{name}]] #{i + 1}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a table")
+        items.append(parse_section(raw, cls, where))
+    return items
+
+
+def _check_security(auth: AuthConfig, tls: TlsConfig, identities: list, keys: list) -> None:
+    from reapi_bridge.common.permissions import parse_permissions
+
+    try:
+        parse_permissions(auth.anonymous_permissions, "[auth].anonymous_permissions")
+        for i, ident in enumerate(identities):
+            where = f"[[identities]] #{i + 1}"
+            if not ident.name:
+                raise ConfigError(f"{where}.name: must name the certificate's common name")
+            parse_permissions(ident.permissions, f"{where}.permissions")
+            if not ident.instances:
+                raise ConfigError(f"{where}.instances: must name at least one instance scope (* for all)")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if bool(tls.cert_chain) != bool(tls.private_key):
+        raise ConfigError("[tls]: cert_chain and private_key go together (set both for TLS, neither for plain text)")
+    if tls.require_client_certificate and not tls.client_ca:
+        raise ConfigError("[tls].require_client_certificate: needs [tls].client_ca")
+    if tls.client_ca and not tls.cert_chain:
+        raise ConfigError("[tls].client_ca: client certificates need TLS (set cert_chain and private_key)")
+    for i, key in enumerate(keys):
+        where = f"[[executor_keys]] #{i + 1}"
+        if len(key.id) != 16 or any(c not in "0123456789abcdef" for c in key.id):
+            raise ConfigError(f"{where}.id: expected 16 lower-case hex digits, got {key.id!r}")
+        from reapi_bridge.auth.signing import key_id_of, parse_public_key
+
+        try:
+            public = parse_public_key(key.public_key, f"{where}.public_key")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if key_id_of(public) != key.id:
+            raise ConfigError(f"{where}.id: {key.id!r} is not the id of that public key ({key_id_of(public)!r})")
+    if auth.require_signed_results and not keys:
+        raise ConfigError("[auth].require_signed_results: needs at least one [[executor_keys]] entry")
+
+
 def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
-    _check_keys(data, {"server", "cas", "execution", "instances"}, "config")
-    server, cas, execution = (parse_section(data.get(name, {}), cls, f"[{name}]") for name, cls in SECTIONS)
+    _check_keys(data, {name for name, _ in SECTIONS} | {name for name, _ in TABLE_ARRAYS}, "config")
+    server, cas, execution, tls, auth = (parse_section(data.get(name, {}), cls, f"[{name}]") for name, cls in SECTIONS)
+    identities = _parse_array(data, "identities", IdentityConfig)
+    keys = _parse_array(data, "executor_keys", ExecutorKeyConfig)
+    _check_security(auth, tls, identities, keys)
     _check_listen(server.listen, "[server].listen")
     if execution.default_timeout_seconds > execution.max_timeout_seconds:
         raise ConfigError("[execution].default_timeout_seconds: must not exceed max_timeout_seconds")
@@ -213,7 +362,10 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
         if any(other.name == inst.name for other in instances):
             raise ConfigError(f"{where}.name: instance {inst.name!r} is configured twice")
         instances.append(inst)
-    return BridgeConfig(server=server, cas=cas, execution=execution, instances=tuple(instances))
+    return BridgeConfig(
+        server=server, cas=cas, execution=execution, instances=tuple(instances), tls=tls, auth=auth,
+        identities=tuple(identities), executor_keys=tuple(keys),
+    )
 
 
 def load_config(path: Optional[Path]) -> BridgeConfig:
@@ -236,6 +388,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, (str, Path)):
         return toml.dumps({"v": str(value)}).split("=", 1)[1].strip()
     return str(value)
@@ -255,5 +409,9 @@ def reference_toml() -> str:
     for name, cls in SECTIONS:
         intro = _comment(" ".join(cls.__doc__.split())) if cls.__doc__ else ""
         parts.append(f"\n[{name}]\n{intro}{_settings(cls)}")
-    parts.append(f"\n{_comment(' '.join(InstanceConfig.__doc__.split()))}[[instances]]\n{_settings(InstanceConfig)}")
+    for name, cls in TABLE_ARRAYS:
+        table = f"[[{name}]]\n{_settings(cls)}"
+        if name != "instances":  # examples only: none is configured by default
+            table = "".join(f"# {line}\n" if line else "#\n" for line in table.splitlines())
+        parts.append(f"\n{_comment(' '.join(cls.__doc__.split()))}{table}")
     return "".join(parts)

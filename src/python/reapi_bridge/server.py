@@ -17,6 +17,8 @@ from google.longrunning import operations_pb2_grpc
 
 from reapi_bridge.actioncache.instance import ActionCacheInstance
 from reapi_bridge.actioncache.store import ActionCache
+from reapi_bridge.auth.limits import LimitInterceptor
+from reapi_bridge.auth.security import Security
 from reapi_bridge.cas.instance import CasInstance
 from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.config import BridgeConfig
@@ -83,7 +85,10 @@ class Bridge:
             fsync=config.cas.fsync,
             upload_expiry_seconds=config.cas.upload_expiry_seconds,
         )
-        self.action_cache = ActionCache(self.paths.action_cache_db, self.cas)
+        self.security = Security.from_config(config, self.paths.root)
+        self.action_cache = ActionCache(
+            self.paths.action_cache_db, self.cas, verifier=self.security.verifier.problem, audit=self.security.audit.record
+        )
         self.instances = InstanceRegistry(config.instances)
         e = config.execution
         self.scheduler = Scheduler(e, on_success=cache_successful_result(self.action_cache))
@@ -116,8 +121,11 @@ class Bridge:
     def start(self) -> str:
         s = self.config.server
         max_message = max(s.max_batch_total_size_bytes, _MIN_MESSAGE_BYTES) + _MESSAGE_OVERHEAD
+        limits = self.security.limits
+        auth = self.security.authorizer
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=s.max_workers, thread_name_prefix="grpc"),
+            interceptors=[LimitInterceptor(limits)] if limits is not None else None,
             options=[
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),
@@ -127,36 +135,40 @@ class Bridge:
         max_batch = s.max_batch_total_size_bytes
         cas = CasInstance(self.cas, max_batch, s.read_chunk_bytes)
         re_grpc.add_ContentAddressableStorageServicer_to_server(
-            CasService(cas, self.instances), server
+            CasService(cas, self.instances, auth), server
         )
         re_grpc.add_ActionCacheServicer_to_server(
-            ActionCacheService(ActionCacheInstance(self.action_cache), self.instances), server
+            ActionCacheService(ActionCacheInstance(self.action_cache), self.instances, auth), server
         )
         execution = self.config.execution
         re_grpc.add_CapabilitiesServicer_to_server(
-            CapabilitiesService(self.instances, max_batch, execution_enabled=execution.enabled), server
+            CapabilitiesService(self.instances, max_batch, auth, execution_enabled=execution.enabled), server
         )
         if execution.enabled:
             re_grpc.add_ExecutionServicer_to_server(
-                ExecutionService(self.execution), server
+                ExecutionService(self.execution, auth), server
             )
-            operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(self.execution), server)
-            bots_pb2_grpc.add_BotsServicer_to_server(BotsService(BotsInstance(self.scheduler)), server)
+            operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(self.execution, auth), server)
+            bots_pb2_grpc.add_BotsServicer_to_server(BotsService(BotsInstance(self.scheduler), auth, self.instances), server)
             self._reaper = threading.Thread(target=self._reap_forever, name="scheduler-upkeep", daemon=True)
             self._reaper.start()
         status_pb2_grpc.add_BridgeStatusServicer_to_server(
-            StatusService(StatusInstance(self.cas, self.action_cache, self.scheduler, self.instances)), server
+            StatusService(StatusInstance(self.cas, self.action_cache, self.scheduler, self.instances), auth), server
         )
         bs_grpc.add_ByteStreamServicer_to_server(
-            ByteStreamService(cas, self.instances), server
+            ByteStreamService(cas, self.instances, auth), server
         )
         host, _, port = s.listen.rpartition(":")
-        bound = server.add_insecure_port(f"{host}:{port}")
+        credentials = self.security.credentials
+        if credentials is None:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        else:
+            bound = server.add_secure_port(f"{host}:{port}", credentials)
         if bound == 0:
             raise OSError(f"could not listen on {s.listen} (address in use or not available)")
         server.start()
         self.server, self.port = server, bound
-        address = f"grpc://{host}:{bound}"
+        address = f"{'grpcs' if credentials is not None else 'grpc'}://{host}:{bound}"
         self.paths.address_file.write_text(address + "\n")
         logger.info("reapi-bridge serving on %s, instances %s", address, self.instances.names())
         return address
@@ -168,5 +180,6 @@ class Bridge:
             self.server.stop(grace).wait()
             self.server = None
         self.action_cache.close()
+        self.security.audit.close()
         self.paths.address_file.unlink(missing_ok=True)
         os.close(self._lock_fd)

@@ -34,7 +34,9 @@ class ActionCacheInstance:
         self._inline(result, inline_stdout, inline_stderr, set(inline_output_files))
         return result
 
-    def update(self, instance: InstanceConfig, action: re_pb2.Digest, result: re_pb2.ActionResult) -> None:
+    def update(
+        self, instance: InstanceConfig, action: re_pb2.Digest, result: re_pb2.ActionResult, writer: str = ""
+    ) -> None:
         """A client's write: refused before anything else is looked at where the instance
         does not accept them."""
         if not instance.allow_client_writes:
@@ -42,7 +44,7 @@ class ActionCacheInstance:
                 f"instance {instance.name!r} does not accept results from clients "
                 "(allow_client_writes = false)"
             )
-        self.action_cache.put(instance.name, BlobDigest.from_proto(action), result)
+        self.action_cache.put(instance.name, BlobDigest.from_proto(action), result, writer=writer)
 
     def _inline(self, result: re_pb2.ActionResult, stdout: bool, stderr: bool, files: set) -> None:
         cas = self.action_cache.cas

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from reapi_bridge.actioncache.instance import ActionCacheInstance
 from reapi_bridge.common.digests import BlobDigest
-from reapi_bridge.common.grpc_errors import for_instance, unary
+from reapi_bridge.common.grpc_errors import for_instance, requires, unary
+from reapi_bridge.common.permissions import AC_WRITE, READ
 from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
 
 
 class ActionCacheService(re_grpc.ActionCacheServicer):
-    def __init__(self, action_cache: ActionCacheInstance, instances: InstanceRegistry) -> None:
+    def __init__(self, action_cache: ActionCacheInstance, instances: InstanceRegistry, auth) -> None:
+        self.auth = auth
         self.action_cache = action_cache
         self.instances = instances
 
     @unary
+    @requires(READ)
     @for_instance
     def GetActionResult(self, request, context, instance):
         return self.action_cache.get(
@@ -26,7 +29,9 @@ class ActionCacheService(re_grpc.ActionCacheServicer):
         )
 
     @unary
+    @requires(AC_WRITE)
     @for_instance
     def UpdateActionResult(self, request, context, instance):
-        self.action_cache.update(instance, request.action_digest, request.action_result)
+        caller = self.auth.caller(context)
+        self.action_cache.update(instance, request.action_digest, request.action_result, writer=caller.describe())
         return request.action_result

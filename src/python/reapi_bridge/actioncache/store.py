@@ -7,18 +7,21 @@ make the client fail to download them, which is worse than a miss.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.tree import file_digests
 from reapi_bridge.common.errors import NotFound, StorageFailure
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS action_results (
@@ -54,9 +57,26 @@ def referenced_blobs(result: re_pb2.ActionResult, cas: ContentAddressableStorage
     return digests
 
 
+# (instance, action, result) -> None when the result may be served, else why not.
+Verifier = Callable[[str, BlobDigest, re_pb2.ActionResult], Optional[str]]
+# (event, **fields): the audit log's record.
+Audit = Callable[..., None]
+
+
 class ActionCache:
-    def __init__(self, db_path: Path, cas: ContentAddressableStorage) -> None:
+    """`verifier` decides whether a stored result may be served (executor signatures); a
+    refused one is a miss, logged to `audit`, which also sees every write."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        cas: ContentAddressableStorage,
+        verifier: Optional[Verifier] = None,
+        audit: Optional[Audit] = None,
+    ) -> None:
         self.cas = cas
+        self.verifier = verifier
+        self.audit = audit or (lambda event, **fields: None)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -80,6 +100,12 @@ class ActionCache:
             self._count(miss=True)
             return None
         result = re_pb2.ActionResult.FromString(row[0])
+        problem = self.verifier(instance, action, result) if self.verifier else None
+        if problem is not None:
+            logger.warning("not serving the cached result of %s on %r: %s", action, instance, problem)
+            self.audit("result-refused", instance=instance, action=str(action), reason=problem)
+            self._count(miss=True)
+            return None
         try:
             complete = not self.cas.find_missing(referenced_blobs(result, self.cas))
         except NotFound:
@@ -90,7 +116,8 @@ class ActionCache:
         self._count(miss=False)
         return result
 
-    def put(self, instance: str, action: BlobDigest, result: re_pb2.ActionResult) -> None:
+    def put(self, instance: str, action: BlobDigest, result: re_pb2.ActionResult, writer: str = "") -> None:
+        """Stores `result`; `writer` (who wrote it) goes to the audit log."""
         data = result.SerializeToString(deterministic=True)
         try:
             with self._lock:
@@ -101,6 +128,7 @@ class ActionCache:
         except sqlite3.Error as exc:
             full = "full" in str(exc).lower()
             raise StorageFailure(f"could not store the result of action {action}: {exc}", disk_full=full)
+        self.audit("ac-write", instance=instance, action=str(action), writer=writer, exit_code=result.exit_code)
 
     def stats(self) -> ActionCacheStats:
         with self._lock:

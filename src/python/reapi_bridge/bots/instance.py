@@ -17,6 +17,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2
 
 from reapi_bridge.common.errors import InvalidArgument, NotFound
+from reapi_bridge.common.reapi import LEASE_ACTION_DIGEST_CONFIG, LEASE_INSTANCE_CONFIG
 from reapi_bridge.common.workers import WARM_KEY_CONFIG, WORKER_ROW_CONFIG
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
 from reapi_bridge.protos.google.devtools.remoteworkers.v1test2 import bots_pb2
@@ -132,5 +133,7 @@ class BotsInstance:
         for job, state in self.scheduler.leases(session):
             lease = reply.leases.add(id=job.name)
             lease.payload.Pack(job.action)
+            lease.requirements.configs.add(key=LEASE_ACTION_DIGEST_CONFIG, value=f"{job.action_digest.hash}/{job.action_digest.size}")
+            lease.requirements.configs.add(key=LEASE_INSTANCE_CONFIG, value=job.instance)
             lease.state = _LEASE_STATES.get(state, bots_pb2.LeaseState.PENDING)
         return reply

@@ -10,7 +10,8 @@ from google.rpc import code_pb2, status_pb2
 from reapi_bridge.cas.instance import CasInstance
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import BridgeError
-from reapi_bridge.common.grpc_errors import for_instance, streaming, unary
+from reapi_bridge.common.grpc_errors import for_instance, requires, streaming, unary
+from reapi_bridge.common.permissions import CAS_WRITE, READ
 from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.common.reapi import require_sha256
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
@@ -24,17 +25,20 @@ def _status(exc: Optional[BridgeError]) -> status_pb2.Status:
 
 
 class CasService(re_grpc.ContentAddressableStorageServicer):
-    def __init__(self, cas: CasInstance, instances: InstanceRegistry) -> None:
+    def __init__(self, cas: CasInstance, instances: InstanceRegistry, auth) -> None:
+        self.auth = auth
         self.cas = cas
         self.instances = instances
 
     @unary
+    @requires(READ, CAS_WRITE)
     @for_instance
     def FindMissingBlobs(self, request, context, instance):
         require_sha256(request.digest_function)
         return re_pb2.FindMissingBlobsResponse(missing_blob_digests=self.cas.find_missing(request.blob_digests))
 
     @unary
+    @requires(CAS_WRITE)
     @for_instance
     def BatchUpdateBlobs(self, request, context, instance):
         require_sha256(request.digest_function)
@@ -44,6 +48,7 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         return response
 
     @unary
+    @requires(READ)
     @for_instance
     def BatchReadBlobs(self, request, context, instance):
         require_sha256(request.digest_function)
@@ -53,6 +58,7 @@ class CasService(re_grpc.ContentAddressableStorageServicer):
         return response
 
     @streaming
+    @requires(READ)
     @for_instance
     def GetTree(self, request, context, instance):
         require_sha256(request.digest_function)

@@ -51,3 +51,10 @@ class StorageFailure(BridgeError):
         self.disk_full = disk_full
         if disk_full:
             self.status_name = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(BridgeError):
+    """The call carried no credential where one is needed, or one that is unknown, revoked or
+    malformed."""
+
+    status_name = "UNAUTHENTICATED"

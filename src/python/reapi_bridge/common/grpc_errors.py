@@ -59,3 +59,20 @@ def for_instance(fn):
         return fn(self, request, context, instance=self.instances.require(request.instance_name))
 
     return wrapper
+
+
+def requires(*permissions: str, instance=lambda request: request.instance_name):
+    """The caller must hold one of `permissions` on the request's instance (checked by the
+    service's `auth`, an Authorizer) before anything else, even before the instance is looked
+    up: a caller without rights learns nothing about what is served. Goes under `unary` /
+    `streaming`, which turn the refusal into UNAUTHENTICATED or PERMISSION_DENIED."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self, request, context, **kwargs):
+            self.auth.require_any(context, permissions, instance(request))
+            return fn(self, request, context, **kwargs)
+
+        return wrapper
+
+    return decorate

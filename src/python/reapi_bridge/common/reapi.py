@@ -17,3 +17,11 @@ def require_sha256(digest_function: int) -> None:
     """UNKNOWN (a client that predates the field) means SHA-256; anything else is refused."""
     if digest_function not in SUPPORTED_DIGEST_FUNCTIONS:
         raise InvalidArgument("only the SHA256 digest function is supported")
+
+
+# What a bridge lease tells its executor besides the Action (Lease.requirements.configs): the
+# client's action digest ("HASH/SIZE") and instance name, which an executor's signature names.
+# The Action in the payload may differ from the client's bytes (the bridge fills in its default
+# timeout), so its digest is not the one to sign.
+LEASE_ACTION_DIGEST_CONFIG = "crossbuild.action-digest"
+LEASE_INSTANCE_CONFIG = "crossbuild.instance"

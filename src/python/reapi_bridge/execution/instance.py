@@ -79,7 +79,7 @@ def cache_successful_result(action_cache: ActionCache) -> Callable[[Job], None]:
 
     def record(job: Job) -> None:
         if should_cache(job):
-            action_cache.put(job.instance, job.action_digest, job.outcome.result)
+            action_cache.put(job.instance, job.action_digest, job.outcome.result, writer=f"executor {job.executor}")
 
     return record
 

@@ -9,7 +9,9 @@ from typing import Optional
 from google.longrunning import operations_pb2_grpc
 from google.protobuf import empty_pb2
 
-from reapi_bridge.common.grpc_errors import streaming, unary
+from reapi_bridge.common.errors import NotFound
+from reapi_bridge.common.grpc_errors import requires, streaming, unary
+from reapi_bridge.common.permissions import EXECUTE
 from reapi_bridge.execution.instance import ExecuteRequest, ExecutionInstance, Watch
 from reapi_bridge.execution.operations import cached_operation, missing_inputs_operation, operation_for
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
@@ -33,11 +35,24 @@ def _follow(watch: Watch, context):
         yield operation_for(job)
 
 
+def permitted_job(execution: ExecutionInstance, auth, name: str, context):
+    """The operation's job, once the caller is known to hold `execute` on its instance."""
+    try:
+        job = execution.job(name)
+    except NotFound:
+        auth.require_somewhere(context, EXECUTE)
+        raise
+    auth.require(context, EXECUTE, job.instance)
+    return job
+
+
 class ExecutionService(re_grpc.ExecutionServicer):
-    def __init__(self, execution: ExecutionInstance) -> None:
+    def __init__(self, execution: ExecutionInstance, auth) -> None:
         self.execution = execution
+        self.auth = auth
 
     @streaming
+    @requires(EXECUTE)
     def Execute(self, request, context):
         metadata = request_metadata(context)
         start = self.execution.execute(
@@ -58,18 +73,20 @@ class ExecutionService(re_grpc.ExecutionServicer):
 
     @streaming
     def WaitExecution(self, request, context):
-        yield from _follow(self.execution.watch(self.execution.job(request.name)), context)
+        yield from _follow(self.execution.watch(permitted_job(self.execution, self.auth, request.name, context)), context)
 
 
 class OperationsService(operations_pb2_grpc.OperationsServicer):
-    def __init__(self, execution: ExecutionInstance) -> None:
+    def __init__(self, execution: ExecutionInstance, auth) -> None:
         self.execution = execution
+        self.auth = auth
 
     @unary
     def GetOperation(self, request, context):
-        return operation_for(self.execution.job(request.name))
+        return operation_for(permitted_job(self.execution, self.auth, request.name, context))
 
     @unary
     def CancelOperation(self, request, context):
+        permitted_job(self.execution, self.auth, request.name, context)
         self.execution.cancel(request.name)
         return empty_pb2.Empty()

@@ -18,6 +18,10 @@ from typing import Dict, List, Optional
 import grpc
 from google.rpc import code_pb2, status_pb2
 
+from reapi_bridge.auth.signing import SigningKey, sign_result
+from reapi_bridge.common.digests import BlobDigest
+from reapi_bridge.common.errors import InvalidArgument
+from reapi_bridge.common.reapi import LEASE_ACTION_DIGEST_CONFIG, LEASE_INSTANCE_CONFIG
 from reapi_bridge.executor.action_runner import ActionRunner
 from reapi_bridge.common.workers import WARM_KEY_CONFIG, WORKER_ROW_CONFIG
 from reapi_bridge.executor.results import RunOutcome
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 class _Running:
     lease_id: str
     thread: threading.Thread
+    action_digest: Optional[BlobDigest] = None
+    instance: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     outcome: Optional[RunOutcome] = None
     error: Optional[str] = None
@@ -51,8 +57,10 @@ class BotSlot:
         poll_seconds: float = 15.0,
         create_timeout_seconds: float = 3.5,
         workers: Optional[WorkerPool] = None,
+        signing_key: Optional[SigningKey] = None,
     ) -> None:
         self.stub = bots_pb2_grpc.BotsStub(channel)
+        self.signing_key = signing_key
         self.runner = runner
         self.bot_id = bot_id
         self.properties = properties
@@ -200,15 +208,31 @@ class BotSlot:
                 job.error = f"executor {self.bot_id} failed to run the action: {type(exc).__name__}: {exc}"
 
         thread = threading.Thread(target=work, name=f"action-{lease.id}", daemon=True)
-        job = _Running(lease.id, thread)
+        job = _Running(lease.id, thread, *self._lease_identity(lease, action))
         holder["job"] = job
         thread.start()
         return job
 
-    @staticmethod
-    def _completed_lease(job: _Running) -> bots_pb2.Lease:
+    def _lease_identity(self, lease: bots_pb2.Lease, action: re_pb2.Action):
+        """(action digest, instance) the result is for: what the bridge says in the lease's
+        requirements, else (another server) the payload's own digest and this bot's instance."""
+        configs = {c.key: c.value for c in lease.requirements.configs}
+        instance = configs.get(LEASE_INSTANCE_CONFIG, self.instance)
+        text = configs.get(LEASE_ACTION_DIGEST_CONFIG, "")
+        digest_hash, _, size = text.partition("/")
+        try:
+            return BlobDigest(digest_hash, int(size)), instance
+        except (ValueError, InvalidArgument):
+            return BlobDigest.of(lease.payload.value), instance
+
+    def _completed_lease(self, job: _Running) -> bots_pb2.Lease:
         lease = bots_pb2.Lease(id=job.lease_id, state=bots_pb2.LeaseState.COMPLETED)
         if job.outcome is not None:
+            if self.signing_key is not None and job.action_digest is not None:
+                sign_result(
+                    job.outcome.result, self.signing_key,
+                    instance=job.instance, action_digest=job.action_digest, executor=self.bot_id,
+                )
             lease.result.Pack(job.outcome.result)
             lease.status.CopyFrom(status_pb2.Status(code=job.outcome.status_code, message=job.outcome.message))
         else:

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional
 
 import grpc
 
+from reapi_bridge.auth.signing import SigningError, SigningKey
+from reapi_bridge.auth.tls import ClientAuth, TlsSetupError, open_channel
 from reapi_bridge.executor.action_root import ActionRootError, action_root, check_reachable, reachable_copy
 from reapi_bridge.executor.action_runner import ActionRunner
 from reapi_bridge.executor.users import RunAs
@@ -55,6 +57,10 @@ class ExecutorOptions:
     run_as: Optional[str] = "nobody"
     cache_max_bytes: int = 20 << 30
     workers: WorkerSettings = WorkerSettings()
+    # How to reach the bridge (grpcs:// or a CA means TLS) and who this executor is.
+    client_auth: ClientAuth = ClientAuth()
+    # The Ed25519 key this executor signs its results with (`reapi-bridge signing-key create`).
+    signing_key: Optional[Path] = None
 
     @property
     def properties(self) -> Dict[str, str]:
@@ -135,8 +141,11 @@ class Executor:
         except ActionRootError as exc:
             raise ExecutorSetupError(str(exc)) from None
         wrapper = command_wrapper(options, self.action_root, run_as)
-        address = options.bridge.replace("grpc://", "")
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        try:
+            signing_key = SigningKey.load(options.signing_key) if options.signing_key else None
+            self.channel = open_channel(options.bridge, options.client_auth, CHANNEL_OPTIONS)
+        except (SigningError, TlsSetupError) as exc:
+            raise ExecutorSetupError(str(exc)) from None
         cas = Client(self.channel, options.instance)
         materializer = InputMaterializer(cas, self.action_root / "cache", max_bytes=options.cache_max_bytes)
         # Sandboxes left by a killed predecessor are garbage; their actions were requeued.
@@ -174,7 +183,7 @@ class Executor:
             self.slots.append(
                 BotSlot(
                     self.channel, runner, f"{self.name}/{i}", options.properties,
-                    instance=options.instance, workers=self.pool,
+                    instance=options.instance, workers=self.pool, signing_key=signing_key,
                 )
             )
         self._threads: List[threading.Thread] = []
