@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import grpc
 
+from reapi_bridge.auth.commands import add_client_auth_args, add_security_commands, client_auth_from, run_security_command
 from reapi_bridge.config import ConfigError, load_config, reference_toml
 from reapi_bridge.cluster.local import default_executor_slots
 from reapi_bridge.executor.workers.pool import WorkerSettings
@@ -56,6 +57,10 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
                    help="serve actions marked for persistent workers through them (the default); "
                    "--no-workers has the executors run every action one-shot (results are the same)")
+    p.add_argument("--secure", action="store_true",
+                   help="run it as a shared bridge would: TLS with a private CA, bearer tokens (executors "
+                   "and a developer token without ac-write), executor-signed results required; files go "
+                   "to STATE_DIR/secure and the Pants settings to use are printed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "aarch64 hosts and in an emulated aarch64 userland (proot + qemu-user) on x86-64 hosts.",
     )
     executor.add_argument("--bridge", required=True, metavar="ADDR",
-                          help="the server to take work from, grpc://HOST:PORT")
+                          help="the server to take work from, grpc://HOST:PORT (grpcs:// for TLS)")
+    add_client_auth_args(executor)
+    executor.add_argument("--signing-key", type=Path, metavar="FILE",
+                          help="Ed25519 key (`reapi-bridge signing-key create`) to sign every result with; "
+                          "a bridge with [auth].require_signed_results serves only signed results")
     executor.add_argument("--isa", required=True, choices=["x86-64", "arm-a64"],
                           help="instruction set this executor offers (REAPI platform property ISA)")
     executor.add_argument("--os-family", default="linux",
@@ -182,11 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
                         help="state dir given to `up` (default: .crossbuild/cluster)")
-    status.add_argument("--bridge", metavar="ADDR", help="ask this bridge instead (grpc://HOST:PORT)")
+    status.add_argument("--bridge", metavar="ADDR", help="ask this bridge instead (grpc:// or grpcs://HOST:PORT)")
+    add_client_auth_args(status)
 
     down = sub.add_parser("down", help="stop what `up` started", description="Stop the executors, then the bridge, started by `up`.")
     down.add_argument("--state-dir", type=Path, default=Path(".crossbuild/cluster"), metavar="DIR",
                       help="state dir given to `up` (default: .crossbuild/cluster)")
+
+    add_security_commands(sub, _add_state_args)
 
     verify = sub.add_parser(
         "verify",
@@ -199,13 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args) -> int:
+    from reapi_bridge.auth.tls import TlsSetupError
     from reapi_bridge.server import Bridge, StateDirInUse
 
     config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
     try:
         bridge = Bridge(config)
         address = bridge.start()
-    except (StateDirInUse, OSError) as exc:
+    except (StateDirInUse, OSError, TlsSetupError) as exc:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
         return 1
     print(address, flush=True)
@@ -257,8 +270,24 @@ Use it from Pants (pants.toml, or flags):
 """
 
 
+SECURE_PANTS_SNIPPET = """\
+Use it from Pants (pants.toml): TLS against the cluster's own CA, a developer token (read,
+cas-write, execute; results enter the cache only from the executors, signed):
+  [GLOBAL]
+  remote_execution = true
+  remote_cache_read = true
+  remote_cache_write = false
+  remote_store_address = "{address}"
+  remote_execution_address = "{address}"
+  remote_ca_certs_path = "{ca}"
+  remote_oauth_bearer_token_path = "{token}"
+"""
+
+
 def _cluster(args) -> int:
+    from reapi_bridge.auth.tls import ClientAuth
     from reapi_bridge.cluster.local import ClusterError, LocalCluster, fetch_status
+    from reapi_bridge.cluster.secure import SecureFiles
 
     cluster = LocalCluster(args.state_dir)
     try:
@@ -266,9 +295,13 @@ def _cluster(args) -> int:
             if args.concurrency < 1:
                 print("reapi-bridge up: --concurrency must be at least 1", file=sys.stderr)
                 return 2
-            address = cluster.up(args.listen, args.config, args.concurrency, workers=args.workers)
+            address = cluster.up(args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure)
             print(address)
-            print(PANTS_SNIPPET.format(address=address), file=sys.stderr)
+            if address.startswith("grpcs://"):
+                files = SecureFiles(cluster.state_dir / "secure")
+                print(SECURE_PANTS_SNIPPET.format(address=address, ca=files.ca, token=files.developer_token), file=sys.stderr)
+            else:
+                print(PANTS_SNIPPET.format(address=address), file=sys.stderr)
             return 0
         if args.command == "down":
             cluster.down()
@@ -279,8 +312,10 @@ def _cluster(args) -> int:
         if not address:
             print(f"reapi-bridge: nothing was started from {cluster.state_dir}; pass --bridge", file=sys.stderr)
             return 1
+        given = client_auth_from(args)
+        auth = given if (args.bridge or given != ClientAuth()) else cluster.client_auth()
         try:
-            print(format_report(fetch_status(address), address))
+            print(format_report(fetch_status(address, auth), address))
         finally:  # also when the bridge does not answer: then it matters most
             processes = "" if args.bridge else cluster.processes_report()
             if processes:
@@ -300,7 +335,7 @@ def _supervise(args) -> int:
     if args.concurrency < 1:
         print("reapi-bridge supervise: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    return supervise(args.state_dir, args.listen, args.config, args.concurrency, workers=args.workers)
+    return supervise(args.state_dir, args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure)
 
 
 def _executor(args) -> int:
@@ -337,6 +372,8 @@ def _executor(args) -> int:
             rootfs=args.rootfs,
             run_as=args.run_as or None,
             cache_max_bytes=int(args.cache_max_gib * (1 << 30)),
+            client_auth=client_auth_from(args),
+            signing_key=args.signing_key,
             workers=WorkerSettings(
                 enabled=args.workers,
                 max_total=args.max_workers,
@@ -369,6 +406,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _supervise(args)
         if args.command in ("up", "status", "down"):
             return _cluster(args)
+        code = run_security_command(args)
+        if code is not None:
+            return code
     except ConfigError as exc:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
         return 2

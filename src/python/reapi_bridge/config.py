@@ -122,10 +122,11 @@ class TlsConfig:
     cert_chain: str = setting("", "PEM file of the server certificate (and intermediates). Empty: plain-text HTTP/2.")
     private_key: str = setting("", "PEM file of the server certificate's private key.")
     client_ca: str = setting(
-        "", "PEM file of the CA whose client certificates are accepted (mTLS). Empty: none are asked for."
-    )
-    require_client_certificate: bool = setting(
-        False, "Refuse connections without a client certificate signed by client_ca."
+        "",
+        "PEM file of a CA: when set, every connection must present a client certificate it signed "
+        "(mTLS; gRPC cannot ask for one without requiring it), and the certificate's common name is "
+        "the caller's identity unless a bearer token is also sent. Pants 2.17 sends no client "
+        "certificate: serve it from a bridge without client_ca, with tokens. Empty: no client certificates.",
     )
 
 
@@ -314,8 +315,6 @@ def _check_security(auth: AuthConfig, tls: TlsConfig, identities: list, keys: li
         raise ConfigError(str(exc)) from None
     if bool(tls.cert_chain) != bool(tls.private_key):
         raise ConfigError("[tls]: cert_chain and private_key go together (set both for TLS, neither for plain text)")
-    if tls.require_client_certificate and not tls.client_ca:
-        raise ConfigError("[tls].require_client_certificate: needs [tls].client_ca")
     if tls.client_ca and not tls.cert_chain:
         raise ConfigError("[tls].client_ca: client certificates need TLS (set cert_chain and private_key)")
     for i, key in enumerate(keys):

@@ -57,8 +57,11 @@ def running_bridge(config: BridgeConfig) -> Iterator["object"]:
 
 
 @contextmanager
-def client_for(address: str, instance: str = "") -> Iterator[Client]:
-    channel = grpc.insecure_channel(address.replace("grpc://", ""), options=CHANNEL_OPTIONS)
+def client_for(address: str, instance: str = "", auth=None) -> Iterator[Client]:
+    """A client on `address`; `auth` (a ClientAuth) for TLS and tokens."""
+    from reapi_bridge.auth.tls import ClientAuth, open_channel
+
+    channel = open_channel(address, auth or ClientAuth(), options=CHANNEL_OPTIONS)
     try:
         grpc.channel_ready_future(channel).result(timeout=60)
         yield Client(channel, instance)
@@ -100,7 +103,7 @@ class BridgeProcess:
             args, stdout=subprocess.PIPE, stderr=self.log, env=env, preexec_fn=self.preexec_fn
         )
         line = self.proc.stdout.readline().decode().strip()
-        if not line.startswith("grpc://"):
+        if not line.startswith(("grpc://", "grpcs://")):
             self.proc.wait(timeout=30)
             raise RuntimeError(
                 f"bridge did not start (exit {self.proc.returncode}): {line}\n{self.log_path.read_text()}"

@@ -62,6 +62,6 @@ class Security:
         if tls.cert_chain:
             credentials = server_credentials(
                 Path(tls.cert_chain), Path(tls.private_key),
-                Path(tls.client_ca) if tls.client_ca else None, tls.require_client_certificate,
+                Path(tls.client_ca) if tls.client_ca else None,
             )
         return cls(authorizer, verifier, limits, audit, credentials)

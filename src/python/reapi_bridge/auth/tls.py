@@ -24,12 +24,11 @@ def _read(path: Path, what: str) -> bytes:
         raise TlsSetupError(f"{what} {path}: {exc.strerror or exc}") from None
 
 
-def server_credentials(cert: Path, key: Path, client_ca: Optional[Path], require_client_cert: bool) -> grpc.ServerCredentials:
+def server_credentials(cert: Path, key: Path, client_ca: Optional[Path]) -> grpc.ServerCredentials:
+    """With `client_ca`, every client must present a certificate that CA signed."""
     pair = (_read(key, "TLS private key"), _read(cert, "TLS certificate"))
     roots = _read(client_ca, "client CA") if client_ca else None
-    if require_client_cert and roots is None:
-        raise TlsSetupError("[tls].require_client_certificate needs [tls].client_ca")
-    return grpc.ssl_server_credentials([pair], root_certificates=roots, require_client_auth=require_client_cert)
+    return grpc.ssl_server_credentials([pair], root_certificates=roots, require_client_auth=roots is not None)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from typing import Callable, Iterable, List, Optional
 
 import grpc
 
+from reapi_bridge.auth.tls import ClientAuth, open_channel
+from reapi_bridge.cluster import secure as secure_setup
 from reapi_bridge.cluster.processes import format_processes
 from reapi_bridge.cluster.state import ClusterState, ProcessRecord, load_state
 from reapi_bridge.cluster.supervisor import Backoff, ChildSpec, StartFailed, Supervisor, install_signal_handlers
@@ -99,8 +101,8 @@ def default_executor_slots() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-def fetch_status(address: str, timeout: float = 10.0) -> status_pb2.StatusReport:
-    with grpc.insecure_channel(address.replace("grpc://", "")) as channel:
+def fetch_status(address: str, auth: ClientAuth = ClientAuth(), timeout: float = 10.0) -> status_pb2.StatusReport:
+    with open_channel(address, auth) as channel:
         return status_pb2_grpc.BridgeStatusStub(channel).GetStatus(status_pb2.GetStatusRequest(), timeout=timeout)
 
 
@@ -114,6 +116,7 @@ def supervise(
     concurrency: int,
     backoff: Backoff = Backoff(),
     workers: bool = True,
+    secure: bool = False,
 ) -> int:
     """The supervisor process (`reapi-bridge supervise`): runs the bridge and the executors until
     SIGTERM or SIGINT. 1 if one of them could not start the first time (the reason is in the
@@ -128,6 +131,9 @@ def supervise(
     # address the first one got.
     where = {"listen": listen, "address": ""}
     supervisor: Optional[Supervisor] = None
+    files = secure_setup.prepare(state_dir, bridge_dir, listen, config, EXECUTOR_ISAS) if secure else None
+    if files is not None:
+        config = files.config
 
     def bridge_argv() -> List[str]:
         args = [*self_command(), "serve", "--state-dir", str(bridge_dir), "--listen", where["listen"]]
@@ -140,7 +146,7 @@ def supervise(
             return False
         if not address:
             return False
-        where["address"], where["listen"] = address, address.replace("grpc://", "", 1)
+        where["address"], where["listen"] = address, address.split("://", 1)[-1]
         assert supervisor is not None
         supervisor.state.address = address
         supervisor.save()
@@ -157,6 +163,15 @@ def supervise(
             "--work-dir", str(state_dir / "executors" / isa),
             "--rootfs", str(state_dir / "arm64-rootfs"),
             *([] if workers else ["--no-workers"]),
+            *(
+                []
+                if files is None
+                else [
+                    "--tls-ca", str(files.ca),
+                    "--token-file", str(files.executor_token(isa)),
+                    "--signing-key", str(files.signing_key(isa)),
+                ]
+            ),
         ]
 
     env = child_env()
@@ -199,8 +214,21 @@ class LocalCluster:
     def _live_children(self, state: ClusterState) -> List[ProcessRecord]:
         return [p for p in state.processes if _started_from(p.pid, self.state_dir)]
 
+    def client_auth(self) -> ClientAuth:
+        """How `status` and `up` reach this state dir's bridge: as its local admin when it was
+        started with --secure."""
+        files = secure_setup.SecureFiles(self.state_dir / "secure")
+        address = self.load().address
+        return files.admin() if address.startswith("grpcs://") and files.exists() else ClientAuth()
+
     def up(
-        self, listen: str, config: Optional[Path], concurrency: Optional[int] = None, log=print, workers: bool = True
+        self,
+        listen: str,
+        config: Optional[Path],
+        concurrency: Optional[int] = None,
+        log=print,
+        workers: bool = True,
+        secure: bool = False,
     ) -> str:
         """Starts the supervisor unless it runs, executors with `concurrency` slots each
         (default: default_executor_slots()); waits until both executors have registered;
@@ -222,7 +250,7 @@ class LocalCluster:
                 + ", ".join(f"{p.role} (pid {p.pid})" for p in orphans))
             _stop_processes(orphans, log)
         self.state_file.unlink(missing_ok=True)
-        pid = self._start_supervisor(listen, config, concurrency, workers)
+        pid = self._start_supervisor(listen, config, concurrency, workers, secure)
         try:
             address = self._wait_for_bridge(pid)
             state = self.load()
@@ -236,8 +264,11 @@ class LocalCluster:
             log(f"started the {isa} executor (pid {state.process(executor_role(isa)).pid})")
         return address
 
-    def _start_supervisor(self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True) -> int:
+    def _start_supervisor(
+        self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True, secure: bool = False
+    ) -> int:
         args = [
+            *(["--secure"] if secure else []),
             "supervise",
             "--state-dir", str(self.state_dir),
             "--listen", listen,
@@ -285,7 +316,9 @@ class LocalCluster:
                 # A session of a killed executor lingers until its lease times out; only a
                 # session that checked in just now proves the executor is up.
                 registered = {
-                    e.name.rsplit("/", 1)[0] for e in fetch_status(address).executors if e.seconds_since_update < 3
+                    e.name.rsplit("/", 1)[0]
+                    for e in fetch_status(address, self.client_auth()).executors
+                    if e.seconds_since_update < 3
                 }
             except grpc.RpcError:
                 registered = set()  # the bridge is being started again
