@@ -187,7 +187,10 @@ class Cluster:
     """`reapi-bridge up` (a bridge and one executor per ISA) on a private state dir, with
     `concurrency` slots per executor (None: `up`'s default)."""
 
-    def __init__(self, state: Path, config: Optional[Path] = None, concurrency: Optional[int] = 1, pex: Path = PEX):
+    def __init__(
+        self, state: Path, config: Optional[Path] = None, concurrency: Optional[int] = 1, pex: Path = PEX, secure: bool = False
+    ):
+        self.secure = secure
         self.state = state
         self.config = config
         self.concurrency = concurrency
@@ -200,6 +203,8 @@ class Cluster:
             args += ["--concurrency", str(self.concurrency)]
         if self.config is not None:
             args += ["--config", str(self.config)]
+        if self.secure:
+            args.append("--secure")
         out = subprocess.run(bridge_command(*args, pex=self.pex), capture_output=True, text=True)
         if out.returncode != 0:
             self.down()

@@ -296,6 +296,10 @@ def _cluster(args) -> int:
                 print("reapi-bridge up: --concurrency must be at least 1", file=sys.stderr)
                 return 2
             address = cluster.up(args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure)
+            if address.startswith("grpcs://"):
+                # Pants' TLS (rustls) accepts only a DNS name, never an IP address; the
+                # certificate covers localhost too.
+                address = address.replace("grpcs://127.0.0.1:", "grpcs://localhost:", 1)
             print(address)
             if address.startswith("grpcs://"):
                 files = SecureFiles(cluster.state_dir / "secure")

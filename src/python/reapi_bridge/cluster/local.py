@@ -268,8 +268,8 @@ class LocalCluster:
         self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True, secure: bool = False
     ) -> int:
         args = [
-            *(["--secure"] if secure else []),
             "supervise",
+            *(["--secure"] if secure else []),
             "--state-dir", str(self.state_dir),
             "--listen", listen,
             "--concurrency", str(concurrency),
