@@ -21,7 +21,7 @@ names = st.text(NAME_CHARS, min_size=1, max_size=6).filter(lambda n: n not in ("
 BAD_NAMES = ["", ".", "..", "a/b", "/", "a\0b", "\0"]
 BAD_COMPONENTS = ["", ".", ".."]
 
-SETTINGS = settings(max_examples=300, deadline=None)
+SETTINGS = settings(max_examples=300, deadline=None, database=None)
 
 
 @SETTINGS
