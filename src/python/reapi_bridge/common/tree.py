@@ -8,7 +8,7 @@ own store, a remote CAS in batches, a memo in front of either) and may prune chi
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.errors import InvalidArgument
@@ -60,16 +60,33 @@ def file_digests(directories: Iterable[object]) -> List[BlobDigest]:
     return [BlobDigest.from_proto(f.digest) for d in directories for f in d.files]
 
 
+def walk_paths(
+    root: BlobDigest,
+    lookup: Callable[[BlobDigest], Optional[object]],
+    skip: Callable[[BlobDigest, int], bool] = lambda digest, depth: False,
+) -> Iterator[Tuple[str, int, BlobDigest, object]]:
+    """Yields (path, depth, digest, Directory) for root ("", 0) and every directory below it,
+    depth first in listed order, once per path: a directory shared by several paths is visited
+    at each (unless `skip(digest, depth)` says True, which also skips everything below it).
+    A directory `lookup` returns None for is skipped with everything below it. A path is the
+    names from root down joined by "/", taken as they are (see tree_validation for the rules
+    names must follow)."""
+    stack: List[Tuple[str, int, BlobDigest]] = [("", 0, root)]
+    while stack:
+        path, depth, digest = stack.pop()
+        if skip(digest, depth):
+            continue
+        directory = lookup(digest)
+        if directory is None:
+            continue
+        yield path, depth, digest, directory
+        for child in reversed(directory.directories):
+            stack.append((f"{path}/{child.name}" if path else child.name, depth + 1, BlobDigest.from_proto(child.digest)))
+
+
 def files_under(root: BlobDigest, directories: Mapping[BlobDigest, object]) -> Iterator[Tuple[str, object]]:
     """(path, FileNode) for every file of the tree, depth first in listed order. Directories
     missing from `directories` are skipped."""
-    stack: List[Tuple[str, BlobDigest]] = [("", root)]
-    while stack:
-        prefix, digest = stack.pop()
-        directory = directories.get(digest)
-        if directory is None:
-            continue
+    for path, _, _, directory in walk_paths(root, directories.get):
         for f in directory.files:
-            yield prefix + f.name, f
-        for child in reversed(directory.directories):
-            stack.append((prefix + child.name + "/", BlobDigest.from_proto(child.digest)))
+            yield (f"{path}/{f.name}" if path else f.name), f

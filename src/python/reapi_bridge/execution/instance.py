@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from google.protobuf import duration_pb2
+from google.rpc import code_pb2
 
+from reapi_bridge.actioncache.instance import stored_result_violation
 from reapi_bridge.actioncache.store import ActionCache
 from reapi_bridge.cas.store import ContentAddressableStorage
 from reapi_bridge.common.digests import BlobDigest
@@ -21,9 +23,10 @@ from reapi_bridge.common.errors import InvalidArgument, NotFound
 from reapi_bridge.common.instances import InstanceRegistry
 from reapi_bridge.common.reapi import require_sha256, timeout_seconds
 from reapi_bridge.common.tree import file_digests, files_under, parse_directories, walk_directories
+from reapi_bridge.common.tree_validation import command_violation, require, tree_violation
 from reapi_bridge.common.workers import matching_properties, platform_properties, tool_inputs_in, worker_spec
 from reapi_bridge.protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
-from reapi_bridge.scheduler.scheduler import Job, Platform, Scheduler
+from reapi_bridge.scheduler.scheduler import Job, JobOutcome, Platform, Scheduler
 
 # How often a quiet Execute stream still sends the operation, so clients see it alive.
 KEEPALIVE_SECONDS = 30.0
@@ -73,13 +76,26 @@ def should_cache(job: Job) -> bool:
     return job.cacheable and result is not None and result.exit_code == 0
 
 
-def cache_successful_result(action_cache: ActionCache) -> Callable[[Job], None]:
+def cache_successful_result(action_cache: ActionCache) -> Callable[[Job], Optional[JobOutcome]]:
     """The scheduler's `on_success`: what enters the action cache when an executor reports a
-    result (called before anyone sees the job done, outside the scheduler's lock)."""
+    result (called before anyone sees the job done, outside the scheduler's lock). A result
+    that breaks tree_validation's rules is not stored: the action fails, saying why."""
 
-    def record(job: Job) -> None:
+    def record(job: Job) -> Optional[JobOutcome]:
+        try:
+            refused = stored_result_violation(job.outcome.result, action_cache.cas)
+        except InvalidArgument as exc:
+            refused = exc
+        if refused is not None:
+            return JobOutcome(
+                None,
+                status_code=code_pb2.INVALID_ARGUMENT,
+                message=f"executor {job.executor} reported a result for action {job.action_digest} "
+                f"that the bridge refuses: {refused}",
+            )
         if should_cache(job):
             action_cache.put(job.instance, job.action_digest, job.outcome.result, writer=f"executor {job.executor}")
+        return None
 
     return record
 
@@ -149,7 +165,12 @@ class ExecutionInstance:
         directories: Dict[BlobDigest, re_pb2.Directory] = {}
         if action is not None:
             command = self._load(BlobDigest.from_proto(action.command_digest), re_pb2.Command, missing)
-            missing.extend(self._missing_inputs(BlobDigest.from_proto(action.input_root_digest), directories))
+            root = BlobDigest.from_proto(action.input_root_digest)
+            missing.extend(self._missing_inputs(root, directories))
+            # What is there must be well-formed, even while other blobs are missing.
+            if command is not None:
+                require(command_violation(command), f"action {action_digest}: command: ")
+            require(tree_violation(root, directories.get), f"action {action_digest}: input root: ")
         if missing:
             return ExecuteStart(action_digest, missing=tuple(sorted(set(missing))))
         assert action is not None and command is not None

@@ -18,7 +18,9 @@ from google.rpc import code_pb2
 from reapi_bridge.client.client import Client
 from reapi_bridge.common.digests import BlobDigest
 from reapi_bridge.common.reapi import timeout_seconds
-from reapi_bridge.executor.inputs import InputMaterializer, remove_tree
+from reapi_bridge.common.tree_validation import InvalidTree, command_violation
+from reapi_bridge.executor.inputs import InputMaterializer, make_dirs, remove_tree
+from reapi_bridge.executor.outputs import OutputRefused
 from reapi_bridge.executor.results import RunOutcome, now, upload_result
 from reapi_bridge.executor.users import RunAs, drop_privileges, hand_over
 from reapi_bridge.executor.workers.runner import WorkerRunner
@@ -58,9 +60,29 @@ class ActionRunner:
                 os.chown(append_only_caches, run_as.uid, run_as.gid)
 
     def run(self, action: re_pb2.Action, cancelled: threading.Event) -> RunOutcome:
+        """Runs the action. A malformed command or input tree is refused before anything is
+        staged, and outputs that would escape are refused after the run: either way the action
+        fails with INVALID_ARGUMENT and a message naming the path and the rule."""
         meta = re_pb2.ExecutedActionMetadata(worker=self.worker_name, worker_start_timestamp=now())
         meta.input_fetch_start_timestamp.CopyFrom(now())
         command = re_pb2.Command.FromString(self.cas.read(BlobDigest.from_proto(action.command_digest)))
+        refused = command_violation(command)
+        if refused is not None:
+            return self._refused(meta, f"the command is refused: {refused}")
+        try:
+            self.materializer.check(BlobDigest.from_proto(action.input_root_digest))
+            return self._run(action, command, meta, cancelled)
+        except InvalidTree as exc:
+            return self._refused(meta, f"the action is refused: {exc}")
+        except OutputRefused as exc:
+            return self._refused(meta, f"the action's outputs are refused: {exc}")
+
+    def _refused(self, meta: re_pb2.ExecutedActionMetadata, message: str) -> RunOutcome:
+        logger.warning("%s: %s", self.worker_name, message)
+        meta.worker_completed_timestamp.CopyFrom(now())
+        return RunOutcome(re_pb2.ActionResult(execution_metadata=meta), code_pb2.INVALID_ARGUMENT, message)
+
+    def _run(self, action, command, meta, cancelled) -> RunOutcome:
         note = ""
         if self.workers is not None:
             attempt = self.workers.run(action, command, meta, cancelled)
@@ -86,9 +108,11 @@ class ActionRunner:
         # never reach it).
         logger.info("%s runs action %s: %s", self.worker_name, action.command_digest.hash[:12], shlex.join(argv)[:300])
         workdir = root / command.working_directory
-        workdir.mkdir(parents=True, exist_ok=True)
+        # Never through a symlink of the input tree (the shared input cache is one).
+        chain = [p for p in command.working_directory.split("/") if p]
+        make_dirs(root, chain)
         for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
-            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(root, chain + rel.split("/")[:-1])
         if self.run_as is not None:
             hand_over(root, self.run_as)
             os.chown(sandbox, self.run_as.uid, self.run_as.gid)

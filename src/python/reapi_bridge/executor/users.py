@@ -26,8 +26,8 @@ def hand_over(root: Path, run_as: Optional[RunAs]) -> None:
     """Gives the sandbox's own directories (never the shared cache files) to the action user."""
     if run_as is None:
         return
-    for dirpath, dirnames, _ in os.walk(root):
-        os.chown(dirpath, run_as.uid, run_as.gid)
+    for _, _, _, dir_fd in os.fwalk(root):  # descriptors: never through a symlink
+        os.fchown(dir_fd, run_as.uid, run_as.gid)
     os.chown(root.parent, run_as.uid, run_as.gid)
 
 

@@ -169,7 +169,7 @@ class Scheduler:
     def __init__(
         self,
         settings: SchedulerSettings = SchedulerSettings(),
-        on_success: Optional[Callable[[Job], None]] = None,
+        on_success: Optional[Callable[[Job], Optional[JobOutcome]]] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -348,7 +348,8 @@ class Scheduler:
     def complete(self, session: Optional[ExecutorSession], job: Job, outcome: JobOutcome) -> None:
         """Ends a job with its outcome. A successful result first goes to `on_success` (the
         action cache), outside the scheduler's lock, and only then do waiters see the job done,
-        so a client that saw it done finds the result cached."""
+        so a client that saw it done finds the result cached. An outcome `on_success` returns
+        replaces the reported one (a result it refused)."""
         with self._cv:
             if session is not None:
                 session.jobs.pop(job.name, None)
@@ -360,12 +361,13 @@ class Scheduler:
                 return
             job.finishing = True  # a repeated report is ignored from here on
             job.outcome = outcome  # not visible yet: clients read it once the job is done
+        replaced = None
         try:
-            self._on_success(job)
+            replaced = self._on_success(job)
         except Exception:  # a failed cache write must not lose the result
             logger.exception("could not cache the result of %s", job.action_digest)
         with self._cv:
-            self._finish(job, outcome)
+            self._finish(job, replaced if isinstance(replaced, JobOutcome) else outcome)
 
     def acknowledge(self, session: ExecutorSession, lease_id: str) -> None:
         """The executor reported the lease ACTIVE: it has started the job."""

@@ -39,7 +39,7 @@ from reapi_bridge.common.workers import (
     tool_inputs_in,
     worker_spec,
 )
-from reapi_bridge.executor.inputs import InputMaterializer, empty_except, remove_tree
+from reapi_bridge.executor.inputs import InputMaterializer, empty_except, make_dirs, remove_tree
 from reapi_bridge.executor.results import RunOutcome, now, upload_result
 from reapi_bridge.executor.users import RunAs, drop_privileges, hand_over
 from reapi_bridge.executor.workers.pool import Lease, PoolKey, WorkerPool
@@ -167,7 +167,7 @@ class WorkerRunner:
             try:
                 home.mkdir(parents=True)
                 self.materializer.materialize(root_digest, exec_root)
-                exec_root.joinpath(*chain).mkdir(parents=True, exist_ok=True)
+                make_dirs(exec_root, chain)
                 hand_over(exec_root, self.run_as)
                 worker = self._start(spec, pool_key, home, exec_root, exec_root.joinpath(*chain))
             except BaseException:
@@ -182,7 +182,7 @@ class WorkerRunner:
             if spec.multiplex:
                 request_root = worker.cwd / ".requests" / uuid.uuid4().hex
                 self.materializer.materialize(root_digest, request_root)
-                request_root.joinpath(*chain).mkdir(parents=True, exist_ok=True)
+                make_dirs(request_root, chain)
                 hand_over(request_root, self.run_as)
                 return worker, request_root
             empty_except(worker.exec_root, chain)
@@ -225,7 +225,7 @@ class WorkerRunner:
         served = False
         try:
             for rel in [*command.output_paths, *command.output_files, *command.output_directories]:
-                (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(request_root, _chain(command.working_directory) + rel.split("/")[:-1])
             try:
                 arguments = read_flagfile(
                     workdir / spec.flagfile, workdir, (request_root.resolve(), self.materializer.dirs_dir.resolve())
