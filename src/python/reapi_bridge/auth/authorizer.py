@@ -14,7 +14,7 @@ log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Iterable, Mapping, Optional, Sequence
 
 from reapi_bridge.auth.audit import AuditLog
 from reapi_bridge.auth.tokens import TokenStore

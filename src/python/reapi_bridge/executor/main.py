@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import grpc
 
 from reapi_bridge.auth.signing import SigningError, SigningKey
 from reapi_bridge.auth.tls import ClientAuth, TlsSetupError, open_channel
