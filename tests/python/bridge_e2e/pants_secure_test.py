@@ -55,17 +55,23 @@ def _bridge(state: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(bridge_command(*args), capture_output=True, text=True)
 
 
-def test_pants_over_tls_with_a_token_runs_on_both_isas_and_is_served_from_the_cache(cluster, tmp_path):
+def first_run(cluster, tmp_path: Path, salt: str):
+    """Starts the secure cluster and runs the project once through it as the developer:
+    (address, CA, token file, project)."""
     address = cluster.up()
-    assert address.startswith("grpcs://localhost:")
     secure = cluster.state / "secure"
     ca, token = secure / "tls" / "ca.pem", secure / "developer.token"
     project = tmp_path / "project"
     project.mkdir()
-    write_project(project, "first")
-
+    write_project(project, salt)
     first = run_pants(project, tmp_path / "store-1", *secure_flags(address, ca, token), "export-codegen", "::")
     assert first.returncode == 0, first.stderr
+    return address, ca, token, project
+
+
+def test_pants_over_tls_with_a_token_runs_on_both_isas_and_is_served_from_the_cache(cluster, tmp_path):
+    address, ca, token, project = first_run(cluster, tmp_path, "first")
+    assert address.startswith("grpcs://localhost:")
     out = project / "dist" / "codegen"
     assert (out / "on-x86.txt").read_text() == "x86_64\nfirst\n"
     assert (out / "on-arm.txt").read_text() == "aarch64\nfirst\n"
@@ -94,14 +100,8 @@ def test_pants_over_tls_with_a_token_runs_on_both_isas_and_is_served_from_the_ca
 
 
 def test_kill_9_and_restart_with_tls_and_auth_on_loses_nothing(cluster, tmp_path):
-    address = cluster.up()
+    address, ca, token, project = first_run(cluster, tmp_path, "before-kill")
     secure = cluster.state / "secure"
-    ca, token = secure / "tls" / "ca.pem", secure / "developer.token"
-    project = tmp_path / "project"
-    project.mkdir()
-    write_project(project, "before-kill")
-    first = run_pants(project, tmp_path / "store-1", *secure_flags(address, ca, token), "export-codegen", "::")
-    assert first.returncode == 0, first.stderr
 
     os.kill(cluster.pid("bridge"), signal.SIGKILL)
     deadline = time.monotonic() + 120
