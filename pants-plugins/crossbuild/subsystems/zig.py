@@ -23,9 +23,9 @@ class ZigSubsystem(Subsystem):
         """
         The zig toolchain used as a hermetic C/C++ compiler and linker for every crossbuild
         platform. It comes from the `ziglang` wheel (which holds zig and its libc sources),
-        pinned by version and sha256: Pants' Pex resolves it through the package index that
-        `[python-repos]` configures (pip's default index unless set), with pip checking the
-        wheel's hash, and it reaches remote executors through the CAS like any other input.
+        pinned by version and sha256: Pants' Pex fetches it on this machine from the package
+        indexes `[python-repos]` configures (PyPI by default), with pip checking the wheel's
+        hash, and it reaches remote executors through the CAS like any other input.
         Its version and hash are part of every compile and link action.
         """
     )
