@@ -185,7 +185,7 @@ def pinned_wheels() -> Dict[str, Tuple[str, str]]:
     text = ZIG_SUBSYSTEM.read_text()
     version = re.search(r'version = StrOption\(\s*default="([^"]+)"', text).group(1)
     pins = {}
-    for ver, plat, sha in re.findall(r'"([\d.]+)\|(linux_\w+)\|([0-9a-f]{64})\|', text):
+    for ver, plat, sha in re.findall(r'"([\d.]+)\|(linux_\w+)\|([0-9a-f]{64})[|"]', text):
         if ver == version:
             pins[plat] = (ver, sha)
     return pins

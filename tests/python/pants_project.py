@@ -5,6 +5,7 @@ Shared by the end-to-end tests (CPython 3.9 running this interpreter's pantsbuil
 a runtime package in the sandbox) and the benchmarks (CPython 3.11, Pants from the repository's
 .crossbuild/pants-2.17.1-venv, dist/reapi-bridge.pex): what differs between them is a parameter."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,36 @@ from typing import Dict, List, Optional, Sequence
 
 # Where a test's sandbox holds the pex (its runtime package); the benchmarks pass their own.
 PEX = Path("reapi-bridge.pex").resolve()
+
+
+def pex_tool() -> Optional[Path]:
+    """The pex tool ./pants built from the package index: ./pants exports its path as
+    CROSSBUILD_PEX_TOOL (which [test].extra_env_vars passes to tests); run from a checkout (the
+    benchmarks), it is .crossbuild/pex-VERSION there. None if neither exists."""
+    override = os.environ.get("CROSSBUILD_PEX_TOOL")
+    if override:
+        return Path(override)
+    built = sorted(Path(__file__).resolve().parent.parent.parent.glob(".crossbuild/pex-[0-9]*"))
+    return built[-1] if built else None
+
+
+def pex_cli_lines() -> List[str]:
+    """A [pex-cli] section using `pex_tool()` (Pants' default downloads pex from GitHub, which is
+    not reachable here; the crossbuild plugin fetches its zig with Pex), or none without it. The
+    tool's file is named pex-VERSION, and ./pants checked it against the pin in pants.toml."""
+    tool = pex_tool()
+    if tool is None or not tool.is_file():
+        return []
+    data = tool.read_bytes()
+    pin = f"{hashlib.sha256(data).hexdigest()}|{len(data)}"
+    version = tool.name.rpartition("-")[2]
+    return [
+        "[pex-cli]",
+        f'version = "v{version}"',
+        f'known_versions = ["v{version}|linux_x86_64|{pin}", "v{version}|linux_arm64|{pin}"]',
+        f'url_template = "file://{tool}"',
+        "",
+    ]
 
 
 def python311() -> str:
@@ -165,7 +196,7 @@ def write_pants_project(
         lines.append(f'pythonpath = ["{plugin_root}"]')
     if names:
         lines += ["", "[environments-preview.names]", *(f'{n} = "//:{n}"' for n in names)]
-    lines += ["", "[anonymous-telemetry]", "enabled = false", ""]
+    lines += ["", "[anonymous-telemetry]", "enabled = false", "", *pex_cli_lines()]
     (root / "pants.toml").write_text("\n".join(lines) + ("\n" + textwrap.dedent(sections) if sections else ""))
     shell = "pants.backend.shell" in backends
     (root / "BUILD").write_text("".join(environment_target(n, shell, arm64_workers) for n in names) + build)

@@ -1,12 +1,20 @@
-"""The pinned zig toolchain: PyPI's `ziglang` wheel, downloaded by URL and checked by hash."""
+"""The pinned zig toolchain: the `ziglang` wheel, fetched through the configured Python package
+index (`[python-repos]`) and checked by its sha256."""
 
 from __future__ import annotations
+
+from typing import Tuple
 
 from pants.option.option_types import StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
-_WHEELS = "https://files.pythonhosted.org/packages"
+# The abbreviated Pex platform each Pants platform resolves the wheel for. `ziglang` wheels are
+# `py3-none-<platform>`, so the interpreter part only has to be some CPython 3.
+PEX_PLATFORMS = {
+    "linux_x86_64": "linux_x86_64-cp-311-cp311",
+    "linux_arm64": "linux_aarch64-cp-311-cp311",
+}
 
 
 class ZigSubsystem(Subsystem):
@@ -14,9 +22,11 @@ class ZigSubsystem(Subsystem):
     help = softwrap(
         """
         The zig toolchain used as a hermetic C/C++ compiler and linker for every crossbuild
-        platform. It comes from PyPI's `ziglang` wheel (which holds zig and its libc sources),
-        pinned by version, sha256 and size, and reaches remote executors through the CAS like
-        any other input. Its version and hash are part of every compile and link action.
+        platform. It comes from the `ziglang` wheel (which holds zig and its libc sources),
+        pinned by version and sha256: Pants' Pex fetches it on this machine from the package
+        indexes `[python-repos]` configures (PyPI by default), with pip checking the wheel's
+        hash, and it reaches remote executors through the CAS like any other input.
+        Its version and hash are part of every compile and link action.
         """
     )
 
@@ -26,33 +36,34 @@ class ZigSubsystem(Subsystem):
     )
     known_versions = StrListOption(
         default=[
-            "0.17.1|linux_x86_64|ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54|101083562|"
-            f"{_WHEELS}/59/e3/2a34676370a11c36b7cd04ffb2439c1089c0530cf4b01408c77cf7f8d9c3/"
-            "ziglang-0.17.1-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl",
-            "0.17.1|linux_arm64|b7c5f02fccd40f89b999ee16a1f5ddced56e6182370f8affe494bcf8a28cf07e|98063064|"
-            f"{_WHEELS}/91/72/bb7c4f098ba3e535fa2ebefd9f26327ba63fb0672562959255cb5dd37aff/"
-            "ziglang-0.17.1-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl",
+            "0.17.1|linux_x86_64|ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54|101083562",
+            "0.17.1|linux_arm64|b7c5f02fccd40f89b999ee16a1f5ddced56e6182370f8affe494bcf8a28cf07e|98063064",
         ],
         help=softwrap(
-            """
-            Known wheels, each `VERSION|PLATFORM|SHA256|SIZE|URL`, PLATFORM being the Pants
-            platform of the machine that runs the compiler (`linux_x86_64`, `linux_arm64`).
-            Point URL at a mirror if PyPI's files host is not reachable.
+            f"""
+            Known wheels, each `VERSION|PLATFORM|SHA256|SIZE`: PLATFORM is the Pants platform
+            of the machine that runs the compiler ({', '.join(f'`{p}`' for p in PEX_PLATFORMS)}),
+            SHA256 the hash pip requires of the downloaded wheel, SIZE its size in bytes (for
+            reference). The wheel comes from the configured package index: to use a mirror,
+            set `[python-repos].indexes` or `[python-repos].find_links`, not these pins.
             """
         ),
         advanced=True,
     )
 
-    def wheel_for(self, platform: str):
-        """(sha256, size, url) of the pinned wheel for the given Pants platform."""
+    def wheel_for(self, platform: str) -> Tuple[str, int]:
+        """(sha256, size) of the pinned wheel for the given Pants platform."""
         for entry in self.known_versions:
-            parts = entry.split("|", 4)
-            if len(parts) != 5:
-                raise ValueError(f"[zig].known_versions entry {entry!r} is not VERSION|PLATFORM|SHA256|SIZE|URL")
-            version, plat, sha256, size, url = parts
+            parts = entry.split("|")
+            if len(parts) != 4:
+                raise ValueError(
+                    f"[zig].known_versions entry {entry!r} is not VERSION|PLATFORM|SHA256|SIZE (the "
+                    "wheel comes from the package index `[python-repos]` configures; entries name no URL)"
+                )
+            version, plat, sha256, size = parts
             if version == self.version and plat == platform:
-                return sha256, int(size), url
+                return sha256, int(size)
         raise ValueError(
             f"[zig].known_versions has no ziglang {self.version} wheel for {platform}; add one "
-            "(`VERSION|PLATFORM|SHA256|SIZE|URL`) or pick another [zig].version."
+            "(`VERSION|PLATFORM|SHA256|SIZE`) or pick another [zig].version."
         )
