@@ -57,6 +57,9 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=True,
                    help="serve actions marked for persistent workers through them (the default); "
                    "--no-workers has the executors run every action one-shot (results are the same)")
+    p.add_argument("--http-listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="the bridge's HTTP port for /metrics, the status page and its JSON API (default: "
+                   "127.0.0.1:0, a free port, kept for every restart; '' for none)")
     p.add_argument("--secure", action="store_true",
                    help="run it as a shared bridge would: TLS with a private CA, bearer tokens (executors "
                    "and a developer token without ac-write), executor-signed results required; files go "
@@ -88,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="address to serve on; overrides [server].listen (default 127.0.0.1:8980). "
         "Port 0 picks a free port.",
+    )
+    serve.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="serve /metrics (Prometheus), the status page (/) and its JSON API (/api/...) on this "
+        "address; overrides [observability].http_listen (default: none). Port 0 picks a free port",
     )
 
     sub.add_parser(
@@ -214,7 +223,9 @@ def _serve(args) -> int:
     from reapi_bridge.auth.tls import TlsSetupError
     from reapi_bridge.server import Bridge, StateDirInUse
 
-    config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
+    config = load_config(args.config).with_overrides(
+        listen=args.listen, state_dir=args.state_dir, http_listen=args.http_listen
+    )
     try:
         bridge = Bridge(config)
         address = bridge.start()
@@ -222,6 +233,8 @@ def _serve(args) -> int:
         print(f"reapi-bridge: {exc}", file=sys.stderr)
         return 1
     print(address, flush=True)
+    if bridge.http is not None:
+        print(f"metrics and the status page: {bridge.http.address}", file=sys.stderr, flush=True)
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -295,7 +308,14 @@ def _cluster(args) -> int:
             if args.concurrency < 1:
                 print("reapi-bridge up: --concurrency must be at least 1", file=sys.stderr)
                 return 2
-            address = cluster.up(args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure)
+            address = cluster.up(
+                args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure,
+                http_listen=args.http_listen,
+            )
+            http = cluster.load().http_address
+            if http:
+                print(f"metrics and the status page: {http}/ (JSON API under {http}/api/, Prometheus {http}/metrics)",
+                      file=sys.stderr)
             if address.startswith("grpcs://"):
                 # Pants' TLS (rustls) accepts only a DNS name, never an IP address; the
                 # certificate covers localhost too.
@@ -339,7 +359,10 @@ def _supervise(args) -> int:
     if args.concurrency < 1:
         print("reapi-bridge supervise: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    return supervise(args.state_dir, args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure)
+    return supervise(
+        args.state_dir, args.listen, args.config, args.concurrency, workers=args.workers, secure=args.secure,
+        http_listen=args.http_listen,
+    )
 
 
 def _executor(args) -> int:

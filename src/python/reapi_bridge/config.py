@@ -195,6 +195,23 @@ class ExecutorKeyConfig:
 
 
 @dataclass(frozen=True)
+class ObservabilityConfig:
+    """Metrics and the web page: an HTTP port of its own serving /metrics (Prometheus), / (a
+    page following builds live: executors, queues, cache, a timeline of recent actions) and
+    the JSON API behind it (/api/summary, /api/actions, /api/invocations)."""
+
+    http_listen: str = setting(
+        "",
+        "host:port of the HTTP port (port 0 picks a free one; the address goes to "
+        "STATE_DIR/http-address). Empty: no HTTP port. `up` turns it on at 127.0.0.1:0.",
+    )
+    metrics: bool = setting(
+        True, "Count and time every gRPC call and execution for /metrics (off: /metrics shows only the state gauges)."
+    )
+    recent_actions: int = setting(20000, "Finished actions the timeline and /api/actions keep.", minimum=1)
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     cas: CasConfig = field(default_factory=CasConfig)
@@ -204,6 +221,7 @@ class BridgeConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     identities: Tuple[IdentityConfig, ...] = ()
     executor_keys: Tuple[ExecutorKeyConfig, ...] = ()
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
     def state_path(self, value: str) -> Optional[Path]:
         """A path setting resolved against the state dir; None when empty."""
@@ -218,8 +236,13 @@ class BridgeConfig:
         return None
 
     def with_overrides(
-        self, *, listen: Optional[str] = None, state_dir: Optional[Path] = None
+        self, *, listen: Optional[str] = None, state_dir: Optional[Path] = None, http_listen: Optional[str] = None
     ) -> "BridgeConfig":
+        if http_listen is not None:
+            http = _check_listen(http_listen, "--http-listen") if http_listen else ""
+            return replace(self, observability=replace(self.observability, http_listen=http)).with_overrides(
+                listen=listen, state_dir=state_dir
+            )
         server = self.server
         if listen is not None:
             server = replace(server, listen=_check_listen(listen, "--listen"))
@@ -265,7 +288,8 @@ def _check_keys(table: Mapping[str, Any], allowed: set, where: str) -> None:
 
 # The TOML tables, in the order the reference prints them.
 SECTIONS = (
-    ("server", ServerConfig), ("cas", CasConfig), ("execution", ExecutionConfig), ("tls", TlsConfig), ("auth", AuthConfig)
+    ("server", ServerConfig), ("cas", CasConfig), ("execution", ExecutionConfig), ("tls", TlsConfig), ("auth", AuthConfig),
+    ("observability", ObservabilityConfig),
 )
 # Arrays of tables, after the sections.
 TABLE_ARRAYS = (("instances", InstanceConfig), ("identities", IdentityConfig), ("executor_keys", ExecutorKeyConfig))
@@ -335,7 +359,11 @@ def _check_security(auth: AuthConfig, tls: TlsConfig, identities: list, keys: li
 
 def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
     _check_keys(data, {name for name, _ in SECTIONS} | {name for name, _ in TABLE_ARRAYS}, "config")
-    server, cas, execution, tls, auth = (parse_section(data.get(name, {}), cls, f"[{name}]") for name, cls in SECTIONS)
+    server, cas, execution, tls, auth, observability = (
+        parse_section(data.get(name, {}), cls, f"[{name}]") for name, cls in SECTIONS
+    )
+    if observability.http_listen:
+        _check_listen(observability.http_listen, "[observability].http_listen")
     identities = _parse_array(data, "identities", IdentityConfig)
     keys = _parse_array(data, "executor_keys", ExecutorKeyConfig)
     _check_security(auth, tls, identities, keys)
@@ -363,7 +391,7 @@ def parse_config(data: Mapping[str, Any]) -> BridgeConfig:
         instances.append(inst)
     return BridgeConfig(
         server=server, cas=cas, execution=execution, instances=tuple(instances), tls=tls, auth=auth,
-        identities=tuple(identities), executor_keys=tuple(keys),
+        identities=tuple(identities), executor_keys=tuple(keys), observability=observability,
     )
 
 

@@ -18,6 +18,13 @@ from google.longrunning import operations_pb2_grpc
 from reapi_bridge.actioncache.instance import ActionCacheInstance
 from reapi_bridge.actioncache.store import ActionCache
 from reapi_bridge.auth.limits import LimitInterceptor
+from reapi_bridge.cas.instance import CasTraffic
+from reapi_bridge.observability.feed import ActionFeed
+from reapi_bridge.observability.http import HttpEndpoint, ObservabilitySources
+from reapi_bridge.observability.interceptor import MetricsInterceptor
+from reapi_bridge.observability.metrics import BridgeMetrics
+from reapi_bridge.observability.recorder import ActionRecorder
+from reapi_bridge.observability.state import read_state
 from reapi_bridge.auth.security import Security
 from reapi_bridge.cas.instance import CasInstance
 from reapi_bridge.cas.store import ContentAddressableStorage
@@ -70,6 +77,10 @@ class StatePaths:
     def address_file(self) -> Path:
         return self.root / "address"
 
+    @property
+    def http_address_file(self) -> Path:
+        return self.root / "http-address"
+
 
 class Bridge:
     """A running bridge: storage opened on the state dir and a started gRPC server."""
@@ -90,11 +101,22 @@ class Bridge:
             self.paths.action_cache_db, self.cas, verifier=self.security.verifier.problem, audit=self.security.audit.record
         )
         self.instances = InstanceRegistry(config.instances)
+        obs = config.observability
+        self.metrics = BridgeMetrics() if obs.metrics else None
+        self.recorder = ActionRecorder(obs.recent_actions)
+        self.feed = ActionFeed(self.recorder, self.metrics)
+        self.cas_traffic = CasTraffic()
         e = config.execution
-        self.scheduler = Scheduler(e, on_success=cache_successful_result(self.action_cache))
-        self.execution = ExecutionInstance(
-            self.cas, self.action_cache, self.scheduler, self.instances, e.default_timeout_seconds, e.max_timeout_seconds
+        self.scheduler = Scheduler(
+            e, on_success=cache_successful_result(self.action_cache), on_finish=self.feed.finished
         )
+        self.execution = ExecutionInstance(
+            self.cas, self.action_cache, self.scheduler, self.instances, e.default_timeout_seconds, e.max_timeout_seconds,
+            on_cache_hit=lambda request, digest, result: self.feed.cache_hit(
+                request.instance_name, digest, request.client, result
+            ),
+        )
+        self.http: Optional[HttpEndpoint] = None
         self.server: Optional[grpc.Server] = None
         self.port: Optional[int] = None
         self._stopping = threading.Event()
@@ -125,7 +147,11 @@ class Bridge:
         auth = self.security.authorizer
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=s.max_workers, thread_name_prefix="grpc"),
-            interceptors=[LimitInterceptor(limits)] if limits is not None else None,
+            # The metrics' interceptor outermost, so calls refused for a limit are counted too.
+            interceptors=[
+                *([MetricsInterceptor(self.metrics)] if self.metrics is not None else []),
+                *([LimitInterceptor(limits)] if limits is not None else []),
+            ] or None,
             options=[
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),
@@ -133,7 +159,7 @@ class Bridge:
             ],
         )
         max_batch = s.max_batch_total_size_bytes
-        cas = CasInstance(self.cas, max_batch, s.read_chunk_bytes)
+        cas = CasInstance(self.cas, max_batch, s.read_chunk_bytes, self.cas_traffic)
         re_grpc.add_ContentAddressableStorageServicer_to_server(
             CasService(cas, self.instances, auth), server
         )
@@ -168,13 +194,36 @@ class Bridge:
             raise OSError(f"could not listen on {s.listen} (address in use or not available)")
         server.start()
         self.server, self.port = server, bound
+        self._start_http()
         address = f"{'grpcs' if credentials is not None else 'grpc'}://{host}:{bound}"
         self.paths.address_file.write_text(address + "\n")
         logger.info("reapi-bridge serving on %s, instances %s", address, self.instances.names())
         return address
 
+    def read_state(self) -> dict:
+        return read_state(self.cas, self.action_cache, self.scheduler, self.cas_traffic)
+
+    def _start_http(self) -> None:
+        listen = self.config.observability.http_listen
+        if not listen:
+            return
+        metrics = self.metrics or BridgeMetrics()
+        metrics.watch(self.read_state)
+        authorizer = self.security.authorizer
+
+        def check_token(token: Optional[str]) -> Optional[str]:
+            return authorizer.check_read_everywhere(token, self.instances.names())
+
+        self.http = HttpEndpoint(listen, ObservabilitySources(metrics, self.recorder, self.read_state, check_token))
+        self.http.start()
+        self.paths.http_address_file.write_text(self.http.address + "\n")
+        logger.info("metrics and the status page on %s", self.http.address)
+
     def stop(self, grace: float = 5.0) -> None:
         self._stopping.set()
+        if self.http is not None:
+            self.http.stop()
+            self.paths.http_address_file.unlink(missing_ok=True)
         self.scheduler.shutdown()
         if self.server is not None:
             self.server.stop(grace).wait()

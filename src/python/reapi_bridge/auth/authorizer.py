@@ -122,6 +122,20 @@ class Authorizer:
             self._deny(creds, caller, permission, "any")
         return caller
 
+    def check_read_everywhere(self, token: Optional[str], instances: Iterable[str]) -> Optional[str]:
+        """For the HTTP port: None if `token` (or no token) may read every instance, else why not."""
+        if not self.enabled:
+            return None
+        creds = Credentials(token, None, "http", "GET")
+        try:
+            caller = self.authenticate(creds)
+            for instance in instances:
+                if not caller.grant.allows("read", instance):
+                    self._deny(creds, caller, "read", instance)
+        except (Unauthenticated, PermissionDenied) as exc:
+            return str(exc)
+        return None
+
     def refuse_other(self, context, caller: Caller, what: str):
         """`caller` may do this kind of thing, but `what` belongs to someone else."""
         creds = credentials_of(context)

@@ -4,6 +4,8 @@ name has been checked by the caller."""
 
 from __future__ import annotations
 
+import threading
+
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from reapi_bridge.cas.store import ContentAddressableStorage
@@ -19,8 +21,33 @@ DEFAULT_TREE_PAGE_SIZE = 1000
 BlobOutcome = Tuple[re_pb2.Digest, Optional[BridgeError]]
 
 
+class CasTraffic:
+    """Blob bytes in and out of the CAS services (counted where the services hand them over)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.read_bytes = 0
+        self.written_bytes = 0
+
+    def read(self, n: int) -> None:
+        with self._lock:
+            self.read_bytes += n
+
+    def written(self, n: int) -> None:
+        with self._lock:
+            self.written_bytes += n
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"read_bytes": self.read_bytes, "written_bytes": self.written_bytes}
+
+
 class CasInstance:
-    def __init__(self, store: ContentAddressableStorage, max_batch_bytes: int, read_chunk_bytes: int) -> None:
+    def __init__(
+        self, store: ContentAddressableStorage, max_batch_bytes: int, read_chunk_bytes: int,
+        traffic: Optional[CasTraffic] = None,
+    ) -> None:
+        self.traffic = traffic or CasTraffic()
         self.store = store
         self.max_batch_bytes = max_batch_bytes
         self.read_chunk_bytes = read_chunk_bytes
@@ -50,6 +77,7 @@ class CasInstance:
                 if r.compressor != re_pb2.Compressor.IDENTITY:
                     raise InvalidArgument("compressed uploads are not supported")
                 self.store.put(BlobDigest.from_proto(r.digest), r.data)
+                self.traffic.written(len(r.data))
                 outcomes.append((r.digest, None))
             except BridgeError as exc:
                 outcomes.append((r.digest, exc))
@@ -66,7 +94,9 @@ class CasInstance:
         out = []
         for proto, digest in zip(protos, digests):
             try:
-                out.append((proto, self.store.read_bytes(digest), None))
+                data = self.store.read_bytes(digest)
+                self.traffic.read(len(data))
+                out.append((proto, data, None))
             except BridgeError as exc:
                 out.append((proto, b"", exc))
         return out
@@ -112,7 +142,9 @@ class CasInstance:
     # ----------------------------------------------------------------------------- ByteStream
 
     def read(self, digest: BlobDigest, offset: int, limit: int) -> Iterator[bytes]:
-        return self.store.read_chunks(digest, offset, limit, self.read_chunk_bytes)
+        for chunk in self.store.read_chunks(digest, offset, limit, self.read_chunk_bytes):
+            self.traffic.read(len(chunk))
+            yield chunk
 
     def write(self, name: str, resource: WriteResource, first_offset: int, pieces: Iterable[Tuple[str, int, bytes, bool]]) -> int:
         """A ByteStream Write: `pieces` are (resource_name, write_offset, data, finish_write) in
@@ -133,6 +165,7 @@ class CasInstance:
                     )
                 if data:
                     writer.write(data)
+                    self.traffic.written(len(data))
                 if finish:
                     writer.commit()
                     return writer.committed_size

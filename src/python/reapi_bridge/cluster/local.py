@@ -117,6 +117,7 @@ def supervise(
     backoff: Backoff = Backoff(),
     workers: bool = True,
     secure: bool = False,
+    http_listen: str = "",
 ) -> int:
     """The supervisor process (`reapi-bridge supervise`): runs the bridge and the executors until
     SIGTERM or SIGINT. 1 if one of them could not start the first time (the reason is in the
@@ -129,7 +130,7 @@ def supervise(
     address_file.unlink(missing_ok=True)
     # The first start listens where asked (port 0: any free port); every later start on the
     # address the first one got.
-    where = {"listen": listen, "address": ""}
+    where = {"listen": listen, "address": "", "http": http_listen}
     supervisor: Optional[Supervisor] = None
     files = secure_setup.prepare(state_dir, bridge_dir, listen, config, EXECUTOR_ISAS) if secure else None
     if files is not None:
@@ -137,6 +138,8 @@ def supervise(
 
     def bridge_argv() -> List[str]:
         args = [*self_command(), "serve", "--state-dir", str(bridge_dir), "--listen", where["listen"]]
+        if where["http"]:
+            args += ["--http-listen", where["http"]]
         return args + (["--config", str(config)] if config else [])
 
     def bridge_ready() -> bool:
@@ -149,6 +152,13 @@ def supervise(
         where["address"], where["listen"] = address, address.split("://", 1)[-1]
         assert supervisor is not None
         supervisor.state.address = address
+        try:
+            http = (bridge_dir / "http-address").read_text().strip()
+        except FileNotFoundError:
+            http = ""
+        if http:  # later starts keep the port the first one got
+            where["http"] = http.split("://", 1)[-1]
+            supervisor.state.http_address = http
         supervisor.save()
         return True
 
@@ -229,6 +239,7 @@ class LocalCluster:
         log=print,
         workers: bool = True,
         secure: bool = False,
+        http_listen: str = "",
     ) -> str:
         """Starts the supervisor unless it runs, executors with `concurrency` slots each
         (default: default_executor_slots()); waits until both executors have registered;
@@ -250,7 +261,7 @@ class LocalCluster:
                 + ", ".join(f"{p.role} (pid {p.pid})" for p in orphans))
             _stop_processes(orphans, log)
         self.state_file.unlink(missing_ok=True)
-        pid = self._start_supervisor(listen, config, concurrency, workers, secure)
+        pid = self._start_supervisor(listen, config, concurrency, workers, secure, http_listen)
         try:
             address = self._wait_for_bridge(pid)
             state = self.load()
@@ -265,11 +276,13 @@ class LocalCluster:
         return address
 
     def _start_supervisor(
-        self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True, secure: bool = False
+        self, listen: str, config: Optional[Path], concurrency: int, workers: bool = True, secure: bool = False,
+        http_listen: str = "",
     ) -> int:
         args = [
             "supervise",
             *(["--secure"] if secure else []),
+            "--http-listen", http_listen,
             "--state-dir", str(self.state_dir),
             "--listen", listen,
             "--concurrency", str(concurrency),

@@ -41,6 +41,7 @@ class SupervisorRecord:
 @dataclass
 class ClusterState:
     address: str = ""
+    http_address: str = ""  # the bridge's HTTP port (metrics, status page), "" if off
     supervisor: SupervisorRecord = field(default_factory=SupervisorRecord)
     # Why the supervisor gave up (a child could not start the first time); "" otherwise.
     error: str = ""
@@ -54,6 +55,7 @@ class ClusterState:
         known = {f for f in ProcessRecord.__dataclass_fields__}
         return cls(
             address=data.get("address", ""),
+            http_address=data.get("http_address", ""),
             supervisor=SupervisorRecord(**data.get("supervisor") or {}),
             error=data.get("error", ""),
             processes=[ProcessRecord(**{k: v for k, v in p.items() if k in known}) for p in data.get("processes", [])],

@@ -141,7 +141,9 @@ class ExecutionInstance:
         instances: InstanceRegistry,
         default_timeout_seconds: float,
         max_timeout_seconds: float,
+        on_cache_hit: Optional[Callable[[ExecuteRequest, BlobDigest, re_pb2.ActionResult], None]] = None,
     ) -> None:
+        self.on_cache_hit = on_cache_hit
         self.cas = cas
         self.action_cache = action_cache
         self.scheduler = scheduler
@@ -158,6 +160,8 @@ class ExecutionInstance:
         if not request.skip_cache_lookup:
             hit = self.action_cache.get(request.instance_name, action_digest)
             if hit is not None:
+                if self.on_cache_hit is not None:
+                    self.on_cache_hit(request, action_digest, hit)
                 return ExecuteStart(action_digest, cached=hit)
         missing: List[BlobDigest] = []
         action = self._load(action_digest, re_pb2.Action, missing)
@@ -184,6 +188,7 @@ class ExecutionInstance:
                 client=request.client,
                 cacheable=not action.do_not_cache,
                 worker_key=worker_key_of(action, command, directories),
+                argv_head=tuple(a[:200] for a in command.arguments[:4]),
             )
         )
         return ExecuteStart(action_digest, job=job)

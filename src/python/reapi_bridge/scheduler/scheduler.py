@@ -97,6 +97,7 @@ class Job:
     watchers: int = 0  # Execute / WaitExecution streams waiting on it now
     finishing: bool = False  # a successful result is being cached; done right after
     worker_key: Optional[str] = None  # the persistent worker that may serve it (a preference only)
+    argv_head: Tuple[str, ...] = ()  # the command's first arguments, for the timeline
     unwatched_since: Optional[float] = None
 
     @property
@@ -171,9 +172,12 @@ class Scheduler:
         settings: SchedulerSettings = SchedulerSettings(),
         on_success: Optional[Callable[[Job], Optional[JobOutcome]]] = None,
         clock: Callable[[], float] = time.monotonic,
+        on_finish: Optional[Callable[[Job], None]] = None,
     ) -> None:
         self.settings = settings
         self._on_success = on_success
+        # Told of every job that ends, under the scheduler's lock (so: cheap, never blocking).
+        self._on_finish = on_finish
         self._clock = clock
         self._cv = threading.Condition()
         self._queues: Dict[Platform, _PlatformQueue] = {}
@@ -484,6 +488,11 @@ class Scheduler:
         job.completed_at = self._clock()
         self._unmatched_since.pop(job.name, None)
         self._completed_total += 1
+        if self._on_finish is not None:
+            try:
+                self._on_finish(job)
+            except Exception:
+                logger.exception("recording the end of %s failed", job.name)
         key = (job.instance, job.action_digest)
         if self._in_flight.get(key) is job:
             del self._in_flight[key]
