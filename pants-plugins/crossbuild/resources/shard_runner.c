@@ -7,7 +7,8 @@
  * source re-runs only that binary's cases.
  *
  * Usage:
- *   shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS PARTITION CASE_TIMEOUT JUNIT_XML
+ *   shard_runner [--exec-per-case] [--framework=NAME] BINARY SHARD_INDEX TOTAL_SHARDS PARTITION
+ *                CASE_TIMEOUT JUNIT_XML
  *   shard_runner @FLAGFILE
  *   shard_runner --persistent_worker
  *
@@ -30,6 +31,9 @@
  *   --exec-per-case  never try --run (below): one `--exact` process per case. Options come before
  *                  BINARY; `--` ends them. CROSSBUILD_EXEC_PER_CASE=1 in the environment does the
  *                  same (older plugins set it).
+ *   --framework=NAME  how BINARY lists and runs its cases: crossbuild (the default: the protocol
+ *                  below), gtest, catch2 or doctest (see "Other frameworks"). Another NAME is a
+ *                  usage error. In a flagfile it is a line of its own before BINARY.
  *
  *   The positional form writes its report to stdout and its diagnostics to stderr.
  *
@@ -71,9 +75,49 @@
  *   If a --run binary stops answering for CASE_TIMEOUT + 10 s, or dies, the runner kills it,
  *   reports the case it was on, and starts --run again with the cases left.
  *
+ * Other frameworks (--framework=gtest|catch2|doctest): the binary as its framework built it, one
+ * process per case (never --run), with the case timeout, process group kill, output capture and
+ * limits above. Partitions, the shard variables, the report and the XML are the same; a case
+ * that is listed but never run (disabled, hidden, skip-decorated) is SKIP, `<skipped/>` in the
+ * XML, and counts as passed for the exit status; so does a case that skipped itself (GTEST_SKIP).
+ * Each case runs with a filter that selects exactly it, and the framework's XML report
+ * (report.xml in the temporary folder) is read for what failed and where: the JUnit message is
+ * "FILE:LINE: ..." per failure (the classification's text when the report has none). A report
+ * that does not show exactly that case run turns an exit 0 into FAIL (a filter that selects
+ * nothing passes in all three). When the filter for a case would also select another listed
+ * case, that one is excluded by its own filter; when that would exclude the case too (two cases
+ * with the same name, or names only wildcards or case tell apart), the case is an ERROR of type
+ * "filter", not run.
+ *   gtest    BIN --gtest_list_tests: "Suite." lines (typed: "Prefix/Suite/0.  # TypeParam = int")
+ *            followed by "  Case" lines ("  Case/1  # GetParam() = 5"); the comments are dropped,
+ *            the case is "Suite.Case"; gtest_main's "Running main() from" line and other lines
+ *            before the first suite are ignored, anything else is an error. A suite or case
+ *            named DISABLED_..., or .../DISABLED_...: SKIP. Run: BIN --gtest_filter=PATTERN
+ *            --gtest_color=no --gtest_output=xml:REPORT; the filter has no escapes, so `*`, `?`, `:` and `-` in a
+ *            name are written `?`, and other cases that pattern matches follow as negative
+ *            patterns ("PATTERN-OTHER:OTHER"). GTEST_SHARD_INDEX, GTEST_TOTAL_SHARDS and
+ *            GTEST_SHARD_STATUS_FILE are removed from the environment. Death tests work: they
+ *            fork, or re-execute the binary, in the case's process group.
+ *   catch2   (v2) BIN --list-test-names-only, and BIN --list-test-names-only "[.]" for the hidden
+ *            cases (SKIP); a name Catch2 printed quoted ("#name") is unquoted; the exit status
+ *            must be the number of names (Catch2 v2's, at most 255), else it is not Catch2. Run:
+ *            BIN SPEC --reporter=xml --out=REPORT, SPEC the name in double quotes with `\`, `"`
+ *            and `,` escaped by a backslash, then ` ~"OTHER"` for each other case it matches
+ *            (Catch2 v2 compares names trimmed and case-insensitively, `*` a wildcard at either
+ *            end, even escaped).
+ *   doctest  (2.4) BIN --dt-list-test-cases --dt-reporters=xml --dt-no-skip --dt-no-version: the
+ *            TestCase elements of its XML; skipped="true" (doctest::skip): SKIP. Run:
+ *            BIN --dt-test-case=NAME [--dt-test-case-exclude=OTHER,...] --dt-case-sensitive
+ *            --dt-reporters=xml --dt-out=REPORT --dt-no-version, with `\` and `,` escaped by a
+ *            backslash (`*` and `?` have no escape: they match themselves, and others are
+ *            excluded). The `--dt-` forms work whether or not unprefixed options are enabled.
+ *   A listing that fails, times out, or prints what its framework would not is one ERROR
+ *   testcase named after the listing option (e.g. "--gtest_list_tests") whose message names the
+ *   binary and the framework ("bin/foo_test does not look like a GoogleTest binary ...").
+ *
  * Classification: PASS exit 0; FAIL other exit status (4: the case called exit() early); CRASH
  * killed by a signal; TIMEOUT killed for running past CASE_TIMEOUT. A failing --list is one
- * ERROR testcase named "--list" for the binary.
+ * ERROR testcase named "--list" for the binary. SKIP: see "Other frameworks".
  *
  * Architecture: an ELF binary for another machine than this runner's is refused (exit 3), unless
  * CROSSBUILD_ALLOW_EMULATION=1 and qemu-ARCH-static (or qemu-ARCH) is on PATH: then it runs under
@@ -154,8 +198,8 @@ static void die_usage(const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nusage: shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS hash|count|slice "
-          "CASE_TIMEOUT JUNIT_XML\n"
+    fputs("\nusage: shard_runner [--exec-per-case] [--framework=crossbuild|gtest|catch2|doctest] BINARY\n"
+          "                    SHARD_INDEX TOTAL_SHARDS hash|count|slice CASE_TIMEOUT JUNIT_XML\n"
           "       shard_runner @FLAGFILE        (the same arguments, one per line)\n"
           "       shard_runner --persistent_worker\n",
           stderr);
@@ -433,7 +477,8 @@ static char *gtest_pattern(const char *name) {
     return p;
 }
 
-/* GoogleTest's kDisableTestFilter, "DISABLED_*:*" "/DISABLED_*", on the suite or the test name. */
+/* GoogleTest's kDisableTestFilter: a suite or test name that starts with DISABLED_, or has a
+ * part after a `/` that does (a typed or parameterised suite's instance). */
 static int gtest_disabled(const char *suite, const char *test) {
     return glob_match("DISABLED_*", suite) || glob_match("*/DISABLED_*", suite) ||
            glob_match("DISABLED_*", test) || glob_match("*/DISABLED_*", test);
@@ -1393,7 +1438,7 @@ static void run_framework_case(struct test_case *c) {
     c->micros = now_micros() - t0;
     classify(c, WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
              timed_out);
-    if (c->kind == PASS || c->kind == FAIL) {
+    if (c->kind == PASS || c->kind == FAIL || c->kind == CRASH) {
         struct report *r = xmalloc(sizeof *r);
         struct xml_handler h = {report_start, report_end, report_text, NULL};
         size_t len = 0;
@@ -1404,32 +1449,46 @@ static void run_framework_case(struct test_case *c) {
         h.ctx = r;
         if (xml) xml_scan(xml, len, &h);
         free(xml);
-        free(c->message);
-        c->message = NULL;
-        if (r->found == 1 && r->ran == 1 && r->nfailures > 0) {
-            c->kind = FAIL;
-            c->message = r->nlost ? xprintf("%s\n(and %lu more failures)", r->failures,
-                                            (unsigned long)r->nlost)
-                                  : xstrdup(r->failures);
-        } else if (r->found == 1 && r->ran == 1 && c->kind == PASS) {
-            if (r->skipped) {
-                c->kind = SKIP;
-                c->message = xstrdup(r->skip_message[0] ? r->skip_message : "skipped");
+        if (c->kind == CRASH) {
+            /* Catch2 and doctest report the signal before they die of it */
+            if (r->found == 1 && r->nfailures > 0) {
+                char *m = xprintf("%s: %s", c->message, r->failures);
+                free(c->message);
+                c->message = m;
             }
-        } else if (c->kind == FAIL && r->found == 1 && r->ran == 1) {
-            c->message = xprintf("exit status %d", WEXITSTATUS(status));
         } else {
-            c->kind = FAIL;
-            c->message =
-                !have_report ? xprintf("exit status %d, and %s wrote no report for the filter %s",
-                                       WEXITSTATUS(status), FW_TITLES[framework], args[0])
-                : r->found == 0
-                    ? xprintf("exit status %d, and %s's report does not show this case run (the "
-                              "filter %s selected %lu other cases)",
-                              WEXITSTATUS(status), FW_TITLES[framework], args[0], (unsigned long)r->ran)
-                    : xprintf("exit status %d, and %s's report shows %lu cases run for the filter "
-                              "%s, not just this one",
-                              WEXITSTATUS(status), FW_TITLES[framework], (unsigned long)r->ran, args[0]);
+            int exit_status = WEXITSTATUS(status), alone = r->found == 1 && r->ran == 1;
+            free(c->message);
+            c->message = NULL;
+            if (alone && r->nfailures > 0) {
+                /* what failed and where, as the framework reported it */
+                c->kind = FAIL;
+                c->message = r->nlost ? xprintf("%s\n(and %lu more failures)", r->failures,
+                                                (unsigned long)r->nlost)
+                                      : xstrdup(r->failures);
+            } else if (alone && c->kind == PASS) {
+                if (r->skipped) {
+                    c->kind = SKIP;
+                    c->message = xstrdup(r->skip_message[0] ? r->skip_message : "skipped");
+                }
+            } else if (alone) {
+                c->message = xprintf("exit status %d", exit_status);
+            } else if (!have_report) {
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, and %s wrote no report for the filter %s",
+                                     exit_status, FW_TITLES[framework], args[0]);
+            } else if (r->found == 0) {
+                /* exit 0 too: a filter that selected nothing passes */
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, but %s's report does not show this case run "
+                                     "(the filter %s ran %lu other cases)",
+                                     exit_status, FW_TITLES[framework], args[0], (unsigned long)r->ran);
+            } else {
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, but %s's report shows %lu cases run for the "
+                                     "filter %s, not just this one",
+                                     exit_status, FW_TITLES[framework], (unsigned long)r->ran, args[0]);
+            }
         }
         free(r);
     }
