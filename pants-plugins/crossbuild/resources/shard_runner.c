@@ -93,11 +93,11 @@
  *            the case is "Suite.Case"; gtest_main's "Running main() from" line and other lines
  *            before the first suite are ignored, anything else is an error. A suite or case
  *            named DISABLED_..., or .../DISABLED_...: SKIP. Run: BIN --gtest_filter=PATTERN
- *            --gtest_color=no --gtest_output=xml:REPORT; the filter has no escapes, so `*`, `?`, `:` and `-` in a
- *            name are written `?`, and other cases that pattern matches follow as negative
- *            patterns ("PATTERN-OTHER:OTHER"). GTEST_SHARD_INDEX, GTEST_TOTAL_SHARDS and
- *            GTEST_SHARD_STATUS_FILE are removed from the environment. Death tests work: they
- *            fork, or re-execute the binary, in the case's process group.
+ *            --gtest_color=no --gtest_output=xml:REPORT; the filter has no escapes, so `*`,
+ *            `?`, `:` and `-` in a name are written `?`, and other cases that pattern matches
+ *            follow as negative patterns ("PATTERN-OTHER:OTHER"). GTEST_SHARD_INDEX,
+ *            GTEST_TOTAL_SHARDS and GTEST_SHARD_STATUS_FILE are removed from the environment.
+ *            Death tests work: they fork, or re-execute the binary, in the case's process group.
  *   catch2   (v2) BIN --list-test-names-only, and BIN --list-test-names-only "[.]" for the hidden
  *            cases (SKIP); a name Catch2 printed quoted ("#name") is unquoted; the exit status
  *            must be the number of names (Catch2 v2's, at most 255), else it is not Catch2. Run:
