@@ -180,8 +180,9 @@ def zig_env(out: Path) -> dict:
 
 
 def zig_cxx(arch: str, args: List[str], out: Path) -> None:
+    """Runs in out's folder, so that sources named there relatively appear so in __FILE__."""
     proc = subprocess.run([ZIG, "c++", "-target", f"{arch}-linux-musl", "-std=c++17", "-O1", *args],
-                          env=zig_env(out.parent), capture_output=True, text=True)
+                          env=zig_env(out.parent), capture_output=True, text=True, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -202,7 +203,7 @@ def gtest_all(arch: str, out: Path) -> Path:
 def build_gtest(arch: str, out: Path) -> Path:
     (out / "gtest_cases.cc").write_text(GTEST_CC)
     binary = out / f"gtest-{arch}"
-    zig_cxx(arch, [f"-I{GTEST_ROOT / 'include'}", str(out / "gtest_cases.cc"), str(gtest_all(arch, out)),
+    zig_cxx(arch, [f"-I{GTEST_ROOT / 'include'}", "gtest_cases.cc", str(gtest_all(arch, out)),
                    str(GTEST_ROOT / "src" / "gtest_main.cc"), f"-I{GTEST_ROOT}", "-o", str(binary)], binary)
     return binary
 
@@ -210,7 +211,7 @@ def build_gtest(arch: str, out: Path) -> Path:
 def build_header_only(name: str, source: str, include: Path, out: Path) -> Path:
     (out / f"{name}_cases.cc").write_text(source)
     binary = out / f"{name}-{HOST}"
-    zig_cxx(HOST, [f"-I{include}", str(out / f"{name}_cases.cc"), "-o", str(binary)], binary)
+    zig_cxx(HOST, [f"-I{include}", f"{name}_cases.cc", "-o", str(binary)], binary)
     return binary
 
 
