@@ -96,7 +96,8 @@
  *            --gtest_color=no --gtest_output=xml:REPORT; the filter has no escapes, so `*`,
  *            `?`, `:` and `-` in a name are written `?`, and other cases that pattern matches
  *            follow as negative patterns ("PATTERN-OTHER:OTHER"). GTEST_SHARD_INDEX,
- *            GTEST_TOTAL_SHARDS and GTEST_SHARD_STATUS_FILE are removed from the environment.
+ *            GTEST_TOTAL_SHARDS, GTEST_SHARD_STATUS_FILE and GTEST_ALSO_RUN_DISABLED_TESTS are
+ *            removed from the environment.
  *            Death tests work: they fork, or re-execute the binary, in the case's process group.
  *   catch2   (v2) BIN --list-test-names-only, and BIN --list-test-names-only "[.]" for the hidden
  *            cases (SKIP); a name Catch2 printed quoted ("#name") is unquoted; the exit status
@@ -1777,6 +1778,7 @@ static int run_shard(char **args, size_t nargs) {
         unsetenv("GTEST_SHARD_INDEX");
         unsetenv("GTEST_TOTAL_SHARDS");
         unsetenv("GTEST_SHARD_STATUS_FILE");
+        unsetenv("GTEST_ALSO_RUN_DISABLED_TESTS"); /* disabled cases are reported skipped */
     }
 
     memset(&sa, 0, sizeof sa);
