@@ -7,7 +7,8 @@
  * source re-runs only that binary's cases.
  *
  * Usage:
- *   shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS PARTITION CASE_TIMEOUT JUNIT_XML
+ *   shard_runner [--exec-per-case] [--framework=NAME] BINARY SHARD_INDEX TOTAL_SHARDS PARTITION
+ *                CASE_TIMEOUT JUNIT_XML
  *   shard_runner @FLAGFILE
  *   shard_runner --persistent_worker
  *
@@ -30,6 +31,9 @@
  *   --exec-per-case  never try --run (below): one `--exact` process per case. Options come before
  *                  BINARY; `--` ends them. CROSSBUILD_EXEC_PER_CASE=1 in the environment does the
  *                  same (older plugins set it).
+ *   --framework=NAME  how BINARY lists and runs its cases: crossbuild (the default: the protocol
+ *                  below), gtest, catch2 or doctest (see "Other frameworks"). Another NAME is a
+ *                  usage error. In a flagfile it is a line of its own before BINARY.
  *
  *   The positional form writes its report to stdout and its diagnostics to stderr.
  *
@@ -71,9 +75,50 @@
  *   If a --run binary stops answering for CASE_TIMEOUT + 10 s, or dies, the runner kills it,
  *   reports the case it was on, and starts --run again with the cases left.
  *
+ * Other frameworks (--framework=gtest|catch2|doctest): the binary as its framework built it, one
+ * process per case (never --run), with the case timeout, process group kill, output capture and
+ * limits above. Partitions, the shard variables, the report and the XML are the same; a case
+ * that is listed but never run (disabled, hidden, skip-decorated) is SKIP, `<skipped/>` in the
+ * XML, and counts as passed for the exit status; so does a case that skipped itself (GTEST_SKIP).
+ * Each case runs with a filter that selects exactly it, and the framework's XML report
+ * (report.xml in the temporary folder) is read for what failed and where: the JUnit message is
+ * "FILE:LINE: ..." per failure (the classification's text when the report has none). A report
+ * that does not show exactly that case run turns an exit 0 into FAIL (a filter that selects
+ * nothing passes in all three). When the filter for a case would also select another listed
+ * case, that one is excluded by its own filter; when that would exclude the case too (two cases
+ * with the same name, or names only wildcards or case tell apart), the case is an ERROR of type
+ * "filter", not run.
+ *   gtest    BIN --gtest_list_tests: "Suite." lines (typed: "Prefix/Suite/0.  # TypeParam = int")
+ *            followed by "  Case" lines ("  Case/1  # GetParam() = 5"); the comments are dropped,
+ *            the case is "Suite.Case"; gtest_main's "Running main() from" line and other lines
+ *            before the first suite are ignored, anything else is an error. A suite or case
+ *            named DISABLED_..., or .../DISABLED_...: SKIP. Run: BIN --gtest_filter=PATTERN
+ *            --gtest_color=no --gtest_output=xml:REPORT; the filter has no escapes, so `*`,
+ *            `?`, `:` and `-` in a name are written `?`, and other cases that pattern matches
+ *            follow as negative patterns ("PATTERN-OTHER:OTHER"). GTEST_SHARD_INDEX,
+ *            GTEST_TOTAL_SHARDS, GTEST_SHARD_STATUS_FILE and GTEST_ALSO_RUN_DISABLED_TESTS are
+ *            removed from the environment.
+ *            Death tests work: they fork, or re-execute the binary, in the case's process group.
+ *   catch2   (v2) BIN --list-test-names-only, and BIN --list-test-names-only "[.]" for the hidden
+ *            cases (SKIP); a name Catch2 printed quoted ("#name") is unquoted; the exit status
+ *            must be the number of names (Catch2 v2's, at most 255), else it is not Catch2. Run:
+ *            BIN SPEC --reporter=xml --out=REPORT, SPEC the name in double quotes with `\`, `"`
+ *            and `,` escaped by a backslash, then ` ~"OTHER"` for each other case it matches
+ *            (Catch2 v2 compares names trimmed and case-insensitively, `*` a wildcard at either
+ *            end, even escaped).
+ *   doctest  (2.4) BIN --dt-list-test-cases --dt-reporters=xml --dt-no-skip --dt-no-version: the
+ *            TestCase elements of its XML; skipped="true" (doctest::skip): SKIP. Run:
+ *            BIN --dt-test-case=NAME [--dt-test-case-exclude=OTHER,...] --dt-case-sensitive
+ *            --dt-reporters=xml --dt-out=REPORT --dt-no-version, with `\` and `,` escaped by a
+ *            backslash (`*` and `?` have no escape: they match themselves, and others are
+ *            excluded). The `--dt-` forms work whether or not unprefixed options are enabled.
+ *   A listing that fails, times out, or prints what its framework would not is one ERROR
+ *   testcase named after the listing option (e.g. "--gtest_list_tests") whose message names the
+ *   binary and the framework ("bin/foo_test does not look like a GoogleTest binary ...").
+ *
  * Classification: PASS exit 0; FAIL other exit status (4: the case called exit() early); CRASH
  * killed by a signal; TIMEOUT killed for running past CASE_TIMEOUT. A failing --list is one
- * ERROR testcase named "--list" for the binary.
+ * ERROR testcase named "--list" for the binary. SKIP: see "Other frameworks".
  *
  * Architecture: an ELF binary for another machine than this runner's is refused (exit 3), unless
  * CROSSBUILD_ALLOW_EMULATION=1 and qemu-ARCH-static (or qemu-ARCH) is on PATH: then it runs under
@@ -116,16 +161,26 @@
 #define HOST_ARCH "unknown"
 #endif
 
-enum kind { PASS, FAIL, CRASH, TIMEOUT, ERROR };
-static const char *KIND_NAMES[] = {"PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR"};
+enum kind { PASS, FAIL, CRASH, TIMEOUT, ERROR, SKIP };
+static const char *KIND_NAMES[] = {"PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "SKIP"};
 
 struct test_case {
     char *name;
     enum kind kind;
     long long micros;
-    char *message; /* NULL when passed */
-    char *output;  /* last OUTPUT_LIMIT bytes (with a note if cut), NULL if none kept */
+    char *message;    /* NULL when passed */
+    char *output;     /* last OUTPUT_LIMIT bytes (with a note if cut), NULL if none kept */
+    const char *skip; /* listed but never run (a disabled or hidden case): why, else NULL */
+    const char *error_type; /* the JUnit type of an ERROR; NULL: "list" */
 };
+
+/* --framework=NAME: how the binary is asked for its cases and run. */
+enum framework { FW_CROSSBUILD, FW_GTEST, FW_CATCH2, FW_DOCTEST };
+static const char *FW_NAMES[] = {"crossbuild", "gtest", "catch2", "doctest"};
+static const char *FW_TITLES[] = {"crossbuild_test.h", "GoogleTest", "Catch2", "doctest"};
+static const char *FW_LIST_ARGS[] = {"--list", "--gtest_list_tests", "--list-test-names-only",
+                                     "--dt-list-test-cases"};
+static enum framework framework;
 
 static const char *binary, *partition, *junit_path;
 static unsigned long shard, total, case_timeout;
@@ -134,6 +189,7 @@ static char work_dir[4096];
 static const char *emulator; /* qemu path, or NULL */
 static struct test_case *cases;
 static size_t ncases, ncap;
+static size_t nlisted; /* every listed case; cases[ncases..nlisted) are other shards' (names kept) */
 
 /* ---- small utilities --------------------------------------------------------------------- */
 
@@ -143,8 +199,8 @@ static void die_usage(const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nusage: shard_runner [--exec-per-case] BINARY SHARD_INDEX TOTAL_SHARDS hash|count|slice "
-          "CASE_TIMEOUT JUNIT_XML\n"
+    fputs("\nusage: shard_runner [--exec-per-case] [--framework=crossbuild|gtest|catch2|doctest] BINARY\n"
+          "                    SHARD_INDEX TOTAL_SHARDS hash|count|slice CASE_TIMEOUT JUNIT_XML\n"
           "       shard_runner @FLAGFILE        (the same arguments, one per line)\n"
           "       shard_runner --persistent_worker\n",
           stderr);
@@ -276,12 +332,12 @@ static void on_stop(int sig) {
 /* Starts [emulator] BINARY ARGS... in its own process group, stdin from `in` (or /dev/null),
  * stdout to `out_fd`, stderr to `err_fd`. */
 static pid_t spawn(char *const *args, const char *in, int out_fd, int err_fd) {
-    char *argv[8];
+    char *argv[16];
     size_t a = 0, i;
     pid_t pid;
     if (emulator) argv[a++] = (char *)emulator;
     argv[a++] = (char *)binary;
-    for (i = 0; args[i] != NULL && a < 7; i++) argv[a++] = args[i];
+    for (i = 0; args[i] != NULL && a < 15; i++) argv[a++] = args[i];
     argv[a] = NULL;
     fflush(stdout);
     fflush(stderr);
@@ -374,7 +430,7 @@ static void classify(struct test_case *c, int exited, int value, int timed_out) 
 
 /* ---- listing and selecting ----------------------------------------------------------------- */
 
-static void add_case(const char *name) {
+static struct test_case *add_case(const char *name) {
     if (ncases == ncap) {
         struct test_case *bigger;
         ncap = ncap ? ncap * 2 : 64;
@@ -384,18 +440,662 @@ static void add_case(const char *name) {
         cases = bigger;
     }
     memset(&cases[ncases], 0, sizeof *cases);
-    cases[ncases++].name = xstrdup(name);
+    cases[ncases].name = xstrdup(name);
+    return &cases[ncases++];
 }
 
-/* Runs --list; on success fills `cases` with every case and returns 1. On failure fills `err`
- * (the ERROR testcase) and returns 0. */
-static int list_cases(struct test_case *err) {
-    char *out_path = xprintf("%s/list.out", work_dir), *err_path = xprintf("%s/list.err", work_dir);
-    char *args[] = {"--list", NULL};
+/* ---- other frameworks: names, filters, reports ------------------------------------------- */
+
+/* Glob match as GoogleTest's --gtest_filter and doctest's --test-case do it: `*` any run of
+ * characters, `?` any one character, everything else itself (case-sensitive). */
+static int glob_match(const char *p, const char *s) {
+    const char *star = NULL, *back = NULL;
+    while (*s) {
+        if (*p == '*') {
+            star = ++p;
+            back = s;
+        } else if (*p == '?' || *p == *s) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star;
+            s = ++back;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*') p++;
+    return *p == 0;
+}
+
+/* A GoogleTest name as a --gtest_filter pattern: the filter has no escapes, so the characters it
+ * reads as syntax (`*`, `?`, `:` between patterns, `-` before the negative patterns) become `?`,
+ * which matches them too. */
+static char *gtest_pattern(const char *name) {
+    char *p = xstrdup(name), *q;
+    for (q = p; *q; q++)
+        if (*q == '*' || *q == '?' || *q == ':' || *q == '-') *q = '?';
+    return p;
+}
+
+/* GoogleTest's kDisableTestFilter: a suite or test name that starts with DISABLED_, or has a
+ * part after a `/` that does (a typed or parameterised suite's instance). */
+static int gtest_disabled(const char *suite, const char *test) {
+    return glob_match("DISABLED_*", suite) || glob_match("*/DISABLED_*", suite) ||
+           glob_match("DISABLED_*", test) || glob_match("*/DISABLED_*", test);
+}
+
+/* Catch2 v2 matches a test spec's name against a case name after trimming both (" \t\n\r") and
+ * lowering their case, with `*` a wildcard only as the first or the last character. */
+static int catch_space(char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+static void catch_trim(const char *s, const char **from, size_t *len) {
+    size_t n = strlen(s);
+    while (n > 0 && catch_space(*s)) s++, n--;
+    while (n > 0 && catch_space(s[n - 1])) n--;
+    *from = s;
+    *len = n;
+}
+
+static int catch_lower_eq(const char *a, const char *b, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z') x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = (unsigned char)(y - 'A' + 'a');
+        if (x != y) return 0;
+    }
+    return 1;
+}
+
+static int catch_matches(const char *pattern, const char *name) {
+    const char *p, *s;
+    size_t pl, sl, i;
+    int at_start = 0, at_end = 0;
+    catch_trim(pattern, &p, &pl);
+    catch_trim(name, &s, &sl);
+    if (pl > 0 && p[0] == '*') p++, pl--, at_start = 1;
+    if (pl > 0 && p[pl - 1] == '*') pl--, at_end = 1;
+    if (at_start && at_end) {
+        for (i = 0; i + pl <= sl; i++)
+            if (catch_lower_eq(s + i, p, pl)) return 1;
+        return 0;
+    }
+    if (at_start) return sl >= pl && catch_lower_eq(s + sl - pl, p, pl);
+    if (at_end) return sl >= pl && catch_lower_eq(s, p, pl);
+    return sl == pl && catch_lower_eq(s, p, pl);
+}
+
+/* Does the filter the framework is given for case name `a` select case name `b` too? */
+static int filter_selects(const char *a, const char *b) {
+    int r;
+    char *p;
+    switch (framework) {
+    case FW_GTEST:
+        if (strpbrk(a, "*?:-") == NULL) return strcmp(a, b) == 0;
+        p = gtest_pattern(a);
+        r = glob_match(p, b);
+        free(p);
+        return r;
+    case FW_DOCTEST:
+        if (strpbrk(a, "*?") == NULL) return strcmp(a, b) == 0;
+        return glob_match(a, b);
+    case FW_CATCH2:
+        return catch_matches(a, b);
+    default:
+        return strcmp(a, b) == 0;
+    }
+}
+
+/* Appends s to a growing string (*buf, *len), with `quote` characters backslash-escaped. */
+static void append_escaped(char **buf, size_t *len, const char *s, const char *quote) {
+    size_t n = strlen(s), i;
+    char *bigger = xmalloc(*len + 2 * n + 1);
+    if (*len) memcpy(bigger, *buf, *len);
+    free(*buf);
+    *buf = bigger;
+    for (i = 0; i < n; i++) {
+        if (strchr(quote, s[i]) != NULL) (*buf)[(*len)++] = '\\';
+        (*buf)[(*len)++] = s[i];
+    }
+    (*buf)[*len] = 0;
+}
+
+/* The arguments that run exactly case c and nothing else (report written to `report`), into
+ * argv (room for 8, NULL-terminated, each allocated). Returns NULL, or why it cannot be done:
+ * when a filter that selects c also selects another listed case that would run, that case is
+ * excluded by name, unless excluding it would exclude c too. */
+static char *framework_args(const struct test_case *c, const char *report, char **argv) {
+    char *select = NULL, *exclude = NULL;
+    size_t slen = 0, elen = 0, i, n = 0;
+    for (i = 0; i < nlisted; i++) {
+        const struct test_case *o = &cases[i];
+        if (o == c || (o->skip && framework != FW_CATCH2)) continue; /* those never run */
+        if (!filter_selects(c->name, o->name)) continue;
+        if (filter_selects(o->name, c->name)) {
+            free(exclude);
+            return strcmp(o->name, c->name) == 0
+                       ? xprintf("%s lists two cases named '%s': they cannot be run apart",
+                                 binary, c->name)
+                       : xprintf("%s's filter cannot select '%s' alone: it also selects '%s', and "
+                                 "a filter that excludes that case excludes this one too%s",
+                                 FW_TITLES[framework], c->name, o->name,
+                                 framework == FW_CATCH2 ? " (Catch2 compares names case-"
+                                                          "insensitively; '*' is a wildcard at "
+                                                          "either end)"
+                                 : framework == FW_GTEST ? " (--gtest_filter has no escapes: '*', "
+                                                           "'?', ':' and '-' in a name match any "
+                                                           "character)"
+                                                         : " (doctest filters have no escape for "
+                                                           "'*' and '?')");
+        }
+        switch (framework) {
+        case FW_GTEST: {
+            char *p = gtest_pattern(o->name);
+            if (exclude) append_escaped(&exclude, &elen, ":", "");
+            append_escaped(&exclude, &elen, p, "");
+            free(p);
+            break;
+        }
+        case FW_CATCH2:
+            append_escaped(&exclude, &elen, " ~\"", "");
+            append_escaped(&exclude, &elen, o->name, "\\\",");
+            append_escaped(&exclude, &elen, "\"", "");
+            break;
+        default:
+            if (exclude) append_escaped(&exclude, &elen, ",", "");
+            append_escaped(&exclude, &elen, o->name, "\\,");
+        }
+    }
+    switch (framework) {
+    case FW_GTEST: {
+        char *p = gtest_pattern(c->name);
+        argv[n++] = exclude ? xprintf("--gtest_filter=%s-%s", p, exclude)
+                            : xprintf("--gtest_filter=%s", p);
+        free(p);
+        argv[n++] = xstrdup("--gtest_color=no");
+        argv[n++] = xprintf("--gtest_output=xml:%s", report);
+        break;
+    }
+    case FW_CATCH2:
+        /* A quoted name: inside quotes only `"` ends it; `\` escapes `\`, `"` and `,` (which
+         * would end the filter even in quotes). Excluded names follow as ` ~"NAME"`. */
+        append_escaped(&select, &slen, "\"", "");
+        append_escaped(&select, &slen, c->name, "\\\",");
+        append_escaped(&select, &slen, "\"", "");
+        if (exclude) append_escaped(&select, &slen, exclude, "");
+        argv[n++] = select;
+        argv[n++] = xstrdup("--reporter=xml");
+        argv[n++] = xprintf("--out=%s", report);
+        break;
+    default:
+        /* doctest: `,` separates patterns unless escaped as `\,`; `\\` is a backslash. */
+        append_escaped(&select, &slen, c->name, "\\,");
+        argv[n++] = xprintf("--dt-test-case=%s", select);
+        free(select);
+        if (exclude) argv[n++] = xprintf("--dt-test-case-exclude=%s", exclude);
+        argv[n++] = xstrdup("--dt-case-sensitive");
+        argv[n++] = xstrdup("--dt-reporters=xml");
+        argv[n++] = xprintf("--dt-out=%s", report);
+        argv[n++] = xstrdup("--dt-no-version");
+    }
+    argv[n] = NULL;
+    free(exclude);
+    return NULL;
+}
+
+/* ---- a small XML reader for the frameworks' reports ---------------------------------------- */
+
+#define XML_MAX_ATTRS 24
+
+struct xml_handler {
+    void (*start)(void *ctx, const char *tag, char **attrs, size_t nattrs); /* name, value, ... */
+    void (*end)(void *ctx, const char *tag);
+    void (*text)(void *ctx, const char *text, size_t len);
+    void *ctx;
+};
+
+static const char *xml_attr(char **attrs, size_t nattrs, const char *name) {
+    size_t i;
+    for (i = 0; i + 1 < nattrs; i += 2)
+        if (strcmp(attrs[i], name) == 0) return attrs[i + 1];
+    return NULL;
+}
+
+static char *find_text(char *p, char *end, const char *what) {
+    size_t n = strlen(what);
+    for (; p + n <= end; p++)
+        if (memcmp(p, what, n) == 0) return p;
+    return NULL;
+}
+
+/* Decodes entities and character references in [s, end) in place (the result is never longer);
+ * returns its new end. Unknown ones are kept as they are. */
+static char *xml_decode(char *s, char *end) {
+    char *out = s;
+    while (s < end) {
+        if (*s == '&') {
+            char *semi = memchr(s, ';', (size_t)(end - s) < 12 ? (size_t)(end - s) : 12);
+            static const char *const names[] = {"lt;", "gt;", "amp;", "quot;", "apos;"};
+            static const char chars[] = "<>&\"'";
+            size_t k;
+            for (k = 0; semi && k < 5; k++) {
+                if ((size_t)(semi - s) == strlen(names[k]) && memcmp(s + 1, names[k], strlen(names[k])) == 0)
+                    break;
+            }
+            if (semi && k < 5) {
+                *out++ = chars[k];
+                s = semi + 1;
+                continue;
+            }
+            if (semi && semi - s >= 3 && s[1] == '#') {
+                char *stop = NULL;
+                unsigned long cp = s[2] == 'x' || s[2] == 'X' ? strtoul(s + 3, &stop, 16)
+                                                              : strtoul(s + 2, &stop, 10);
+                if (stop == semi && cp > 0 && cp <= 0x10FFFF) {
+                    if (cp < 0x80) {
+                        *out++ = (char)cp;
+                    } else if (cp < 0x800) {
+                        *out++ = (char)(0xC0 | cp >> 6);
+                        *out++ = (char)(0x80 | (cp & 0x3F));
+                    } else if (cp < 0x10000) {
+                        *out++ = (char)(0xE0 | cp >> 12);
+                        *out++ = (char)(0x80 | (cp >> 6 & 0x3F));
+                        *out++ = (char)(0x80 | (cp & 0x3F));
+                    } else {
+                        *out++ = (char)(0xF0 | cp >> 18);
+                        *out++ = (char)(0x80 | (cp >> 12 & 0x3F));
+                        *out++ = (char)(0x80 | (cp >> 6 & 0x3F));
+                        *out++ = (char)(0x80 | (cp & 0x3F));
+                    }
+                    s = semi + 1;
+                    continue;
+                }
+            }
+        }
+        *out++ = *s++;
+    }
+    return out;
+}
+
+/* Reads the XML in buf[0, len) (modified in place) and calls the handler for each start tag,
+ * end tag (also for `<x/>`) and piece of text (entities decoded, CDATA as it is). Tolerant: it
+ * stops at the first thing it cannot read, such as the cut end of a report. */
+static void xml_scan(char *buf, size_t len, const struct xml_handler *h) {
+    char *p = buf, *end = buf + len;
+    while (p < end) {
+        char *lt = memchr(p, '<', (size_t)(end - p)), *gt, *q, *tag;
+        char *attrs[XML_MAX_ATTRS];
+        size_t nattrs = 0;
+        int closed = 0;
+        if (lt == NULL) lt = end;
+        if (lt > p) {
+            char *e = xml_decode(p, lt);
+            h->text(h->ctx, p, (size_t)(e - p));
+        }
+        if (lt == end) return;
+        p = lt;
+        if (end - p >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
+            char *stop = find_text(p + 9, end, "]]>");
+            if (stop == NULL) return;
+            h->text(h->ctx, p + 9, (size_t)(stop - p - 9));
+            p = stop + 3;
+            continue;
+        }
+        if (end - p >= 4 && memcmp(p, "<!--", 4) == 0) {
+            char *stop = find_text(p + 4, end, "-->");
+            if (stop == NULL) return;
+            p = stop + 3;
+            continue;
+        }
+        /* the end of the tag: the first `>` outside quotes */
+        for (gt = p + 1, q = NULL; gt < end; gt++) {
+            if (q) {
+                if (*gt == *q) q = NULL;
+            } else if (*gt == '"' || *gt == '\'') {
+                q = gt;
+            } else if (*gt == '>') {
+                break;
+            }
+        }
+        if (gt >= end) return;
+        *gt = 0;
+        if (p[1] == '?' || p[1] == '!') {
+            p = gt + 1;
+            continue;
+        }
+        if (p[1] == '/') {
+            for (q = p + 2; *q && !strchr(" \t\r\n", *q); q++) {}
+            *q = 0;
+            h->end(h->ctx, p + 2);
+            p = gt + 1;
+            continue;
+        }
+        if (gt > p + 1 && gt[-1] == '/') {
+            closed = 1;
+            gt[-1] = 0;
+        }
+        tag = p + 1;
+        for (q = tag; *q && !strchr(" \t\r\n", *q); q++) {}
+        while (*q) {
+            char *name, *value, quote;
+            *q++ = 0;
+            while (*q && strchr(" \t\r\n", *q)) q++;
+            if (!*q) break;
+            name = q;
+            while (*q && *q != '=' && !strchr(" \t\r\n", *q)) q++;
+            if (*q != '=' || (q[1] != '"' && q[1] != '\'')) return; /* not XML we can read */
+            *q = 0;
+            quote = q[1];
+            value = q + 2;
+            q = strchr(value, quote);
+            if (q == NULL) return;
+            *xml_decode(value, q) = 0;
+            if (nattrs + 2 <= XML_MAX_ATTRS) {
+                attrs[nattrs++] = name;
+                attrs[nattrs++] = value;
+            }
+            q++; /* past the quote, at a space (the loop cuts it) or the end */
+            if (*q && !strchr(" \t\r\n", *q)) return;
+        }
+        h->start(h->ctx, tag, attrs, nattrs);
+        if (closed) h->end(h->ctx, tag);
+        p = gt + 1;
+    }
+}
+
+/* ---- reading a framework's report of one case ---------------------------------------------- */
+
+#define FAILURES_LIMIT 8192
+#define PIECE_LIMIT 2048
+
+/* Bounded text: what does not fit is dropped (and noted). */
+struct piece {
+    char text[PIECE_LIMIT];
+    size_t len;
+};
+
+static void piece_add(struct piece *b, const char *s, size_t n) {
+    if (n > sizeof b->text - 1 - b->len) n = sizeof b->text - 1 - b->len;
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+    b->text[b->len] = 0;
+}
+
+/* b's text without the white space around it */
+static char *piece_trimmed(struct piece *b) {
+    char *s = b->text;
+    size_t n = b->len;
+    while (n > 0 && strchr(" \t\r\n", *s)) s++, n--;
+    while (n > 0 && strchr(" \t\r\n", s[n - 1])) n--;
+    s[n] = 0;
+    return s;
+}
+
+struct report {
+    const char *want; /* the case's name */
+    size_t ran;       /* cases the report says ran */
+    size_t found;     /* of those, the ones named `want` */
+    int depth, case_depth, failure_depth; /* case_depth, failure_depth: 0 when outside */
+    int skipped;
+    char skip_message[PIECE_LIMIT];
+    char failures[FAILURES_LIMIT];
+    size_t flen, nfailures, nlost;
+    char what[64];            /* the failure being read: an assertion's macro, or a kind */
+    char where[PIECE_LIMIT];  /* file:line, or "" */
+    struct piece original, expanded, text, *collect;
+};
+
+static void add_failure(struct report *r, const char *text) {
+    size_t n = strlen(text), room = sizeof r->failures - 1 - r->flen;
+    r->nfailures++;
+    if (r->flen > 0) n++;
+    if (n > room) {
+        r->nlost++;
+        return;
+    }
+    if (r->flen > 0) r->failures[r->flen++] = '\n';
+    memcpy(r->failures + r->flen, text, strlen(text) + 1);
+    r->flen += strlen(text);
+}
+
+/* "FILE:LINE\nMESSAGE" (GoogleTest's message attribute) as "FILE:LINE: MESSAGE" */
+static char *gtest_message(const char *m) {
+    const char *nl = strchr(m, '\n');
+    if (nl == NULL) return xstrdup(m);
+    return xprintf("%.*s: %s", (int)(nl - m), m, nl + 1);
+}
+
+static void report_start(void *ctx, const char *tag, char **attrs, size_t nattrs) {
+    struct report *r = ctx;
+    const char *v;
+    r->depth++;
+    if (r->case_depth == 0) {
+        if (framework == FW_GTEST && strcmp(tag, "testcase") == 0) {
+            const char *suite = xml_attr(attrs, nattrs, "classname"),
+                       *name = xml_attr(attrs, nattrs, "name");
+            size_t sl;
+            v = xml_attr(attrs, nattrs, "status");
+            if (v == NULL || strcmp(v, "run") != 0 || suite == NULL || name == NULL) return;
+            r->ran++;
+            sl = strlen(suite);
+            if (strncmp(r->want, suite, sl) == 0 && r->want[sl] == '.' &&
+                strcmp(r->want + sl + 1, name) == 0) {
+                r->found++;
+                r->case_depth = r->depth;
+                v = xml_attr(attrs, nattrs, "result");
+                if (v && strcmp(v, "skipped") == 0) r->skipped = 1;
+            }
+        } else if (framework != FW_GTEST && strcmp(tag, "TestCase") == 0) {
+            v = xml_attr(attrs, nattrs, "skipped");
+            if (framework == FW_DOCTEST && v && strcmp(v, "true") == 0) return;
+            r->ran++;
+            v = xml_attr(attrs, nattrs, "name");
+            if (v && strcmp(v, r->want) == 0) {
+                r->found++;
+                r->case_depth = r->depth;
+            }
+        }
+        return;
+    }
+    if (framework == FW_GTEST) {
+        v = xml_attr(attrs, nattrs, "message");
+        if (strcmp(tag, "failure") == 0) {
+            char *m = gtest_message(v ? v : "a failure without a message");
+            add_failure(r, m);
+            free(m);
+        } else if (strcmp(tag, "skipped") == 0) {
+            char *m = gtest_message(v ? v : "");
+            r->skipped = 1;
+            snprintf(r->skip_message, sizeof r->skip_message, "%s", m);
+            free(m);
+        }
+        return;
+    }
+    if (r->failure_depth != 0) {
+        /* inside a failure: the parts of it */
+        if (strcmp(tag, "Original") == 0) r->collect = &r->original;
+        else if (strcmp(tag, "Expanded") == 0) r->collect = &r->expanded;
+        else if (strcmp(tag, "Text") == 0) r->collect = &r->text;
+        return;
+    }
+    {
+        const char *file = xml_attr(attrs, nattrs, "filename"), *line = xml_attr(attrs, nattrs, "line");
+        const char *what = NULL;
+        if (strcmp(tag, "Expression") == 0) {
+            v = xml_attr(attrs, nattrs, "success");
+            if (v && strcmp(v, "false") == 0) what = xml_attr(attrs, nattrs, "type");
+            if (v && strcmp(v, "false") == 0 && what == NULL) what = "an assertion";
+        } else if (strcmp(tag, "Exception") == 0) {
+            what = "unexpected exception";
+        } else if (strcmp(tag, "FatalErrorCondition") == 0) {
+            what = "fatal error";
+        } else if (strcmp(tag, "Failure") == 0) {
+            what = "";
+        } else if (strcmp(tag, "Message") == 0) {
+            v = xml_attr(attrs, nattrs, "type");
+            if (v && strstr(v, "ERROR") != NULL) what = "";
+        }
+        if (what == NULL) return;
+        r->failure_depth = r->depth;
+        snprintf(r->what, sizeof r->what, "%s", what);
+        if (file && line) snprintf(r->where, sizeof r->where, "%s:%s: ", file, line);
+        else r->where[0] = 0;
+        r->original.len = r->expanded.len = r->text.len = 0;
+        r->original.text[0] = r->expanded.text[0] = r->text.text[0] = 0;
+        /* Catch2 writes the text of an Exception, Failure or FatalErrorCondition in the element,
+         * doctest a Message's in its Text child, and an Exception's in the element */
+        r->collect = strcmp(tag, "Message") == 0 ? NULL : &r->text;
+    }
+}
+
+static void report_end(void *ctx, const char *tag) {
+    struct report *r = ctx;
+    (void)tag;
+    if (r->failure_depth != 0 && r->depth == r->failure_depth) {
+        char *m;
+        const char *orig = piece_trimmed(&r->original), *exp = piece_trimmed(&r->expanded),
+                   *text = piece_trimmed(&r->text);
+        if (*orig) {
+            m = strcmp(orig, exp) == 0 || !*exp
+                    ? xprintf("%s%s( %s )", r->where, r->what, orig)
+                    : xprintf("%s%s( %s ) with expansion: %s", r->where, r->what, orig, exp);
+        } else {
+            m = xprintf("%s%s%s%s", r->where, r->what, *r->what && *text ? ": " : "", text);
+        }
+        add_failure(r, m);
+        free(m);
+        r->failure_depth = 0;
+        r->collect = NULL;
+    } else if (r->failure_depth != 0) {
+        r->collect = NULL; /* the end of Original, Expanded or a Message's Text */
+    }
+    if (r->case_depth != 0 && r->depth == r->case_depth) r->case_depth = 0;
+    r->depth--;
+}
+
+static void report_text(void *ctx, const char *text, size_t len) {
+    struct report *r = ctx;
+    if (r->collect) piece_add(r->collect, text, len);
+}
+
+/* ---- listing: each framework's way -------------------------------------------------------- */
+
+/* Calls fn for each line of text (a trailing CR dropped, blank lines skipped), with its number;
+ * stops and returns what fn returns when that is not NULL. */
+static char *each_line(char *text, size_t len, char *(*fn)(void *ctx, char *line, size_t number),
+                       void *ctx) {
+    size_t i, start = 0, number = 0;
+    for (i = 0; i <= len; i++) {
+        if (i < len && text[i] != '\n') continue;
+        number++;
+        {
+            size_t end = i;
+            char saved, *problem;
+            if (end > start && text[end - 1] == '\r') end--;
+            if (end > start) {
+                saved = text[end];
+                text[end] = 0;
+                problem = fn(ctx, text + start, number);
+                text[end] = saved;
+                if (problem) return problem;
+            }
+        }
+        start = i + 1;
+    }
+    return NULL;
+}
+
+static char *crossbuild_line(void *ctx, char *line, size_t number) {
+    (void)ctx;
+    (void)number;
+    add_case(line);
+    return NULL;
+}
+
+struct gtest_listing {
+    char suite[NAME_MAX_LEN]; /* "" before the first suite line */
+    int preamble;             /* lines before it that were neither */
+};
+
+/* GoogleTest: "Suite." lines (with "  # TypeParam = ..." comments), then "  Case" lines (with
+ * "  # GetParam() = ..." comments); gtest_main's "Running main() from ..." line before them. */
+static char *gtest_line(void *ctx, char *line, size_t number) {
+    struct gtest_listing *l = ctx;
+    char *comment = strstr(line, "  # "), *name;
+    size_t n;
+    if (strncmp(line, "Running main() from ", 20) == 0 && !l->suite[0]) return NULL;
+    if (comment) *comment = 0;
+    n = strlen(line);
+    while (n > 0 && line[n - 1] == ' ') line[--n] = 0;
+    if (n > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ' && l->suite[0]) {
+        struct test_case *c;
+        name = xprintf("%s.%s", l->suite, line + 2);
+        c = add_case(name);
+        if (gtest_disabled(l->suite, line + 2))
+            c->skip = "disabled (DISABLED_ in its name): GoogleTest runs it only when asked to";
+        free(name);
+        return NULL;
+    }
+    if (n > 1 && line[0] != ' ' && line[n - 1] == '.' && n < sizeof l->suite) {
+        memcpy(l->suite, line, n - 1);
+        l->suite[n - 1] = 0;
+        return NULL;
+    }
+    if (!l->suite[0] && line[0] != ' ') {
+        l->preamble++;
+        return NULL;
+    }
+    return xprintf("line %lu of what --gtest_list_tests printed is neither a \"Suite.\" line nor an "
+                   "indented case: '%.200s'", (unsigned long)number, line);
+}
+
+static char *catch2_line(void *ctx, char *line, size_t number) {
+    size_t n = strlen(line);
+    struct test_case *c;
+    (void)number;
+    /* Catch2 quotes names that start with '#' */
+    if (n >= 3 && line[0] == '"' && line[1] == '#' && line[n - 1] == '"') {
+        line[n - 1] = 0;
+        c = add_case(line + 1);
+        line[n - 1] = '"';
+    } else {
+        c = add_case(line);
+    }
+    if (ctx) c->skip = "hidden (tagged [.]): Catch2 runs it only when asked to";
+    return NULL;
+}
+
+struct doctest_listing {
+    int seen_root;
+};
+
+static void doctest_list_start(void *ctx, const char *tag, char **attrs, size_t nattrs) {
+    struct doctest_listing *l = ctx;
+    const char *name = xml_attr(attrs, nattrs, "name"), *skipped = xml_attr(attrs, nattrs, "skipped");
+    if (strcmp(tag, "doctest") == 0) l->seen_root = 1;
+    if (!l->seen_root || strcmp(tag, "TestCase") != 0 || name == NULL) return;
+    add_case(name)->skip = skipped && strcmp(skipped, "true") == 0
+                               ? "skipped (doctest::skip): doctest runs it only when asked to"
+                               : NULL;
+}
+
+static void xml_ignore_end(void *ctx, const char *tag) {
+    (void)ctx;
+    (void)tag;
+}
+
+static void xml_ignore_text(void *ctx, const char *text, size_t len) {
+    (void)ctx;
+    (void)text;
+    (void)len;
+}
+/* Runs BIN ARGS for a listing with the case timeout: stdout to out_path, stderr to err_path. */
+static int run_listing(char **args, const char *out_path, const char *err_path, int *timed_out) {
     int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    long long t0 = now_micros();
-    int status, timed_out;
     pid_t pid;
     if (out_fd < 0 || err_fd < 0) {
         fprintf(stderr, "shard_runner: cannot create files in %s: %s\n", work_dir, strerror(errno));
@@ -404,30 +1104,91 @@ static int list_cases(struct test_case *err) {
     pid = spawn(args, NULL, out_fd, err_fd);
     close(out_fd);
     close(err_fd);
-    status = wait_timed(pid, &timed_out);
-    err->micros = now_micros() - t0;
-    if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        size_t len, i, start = 0;
-        char *text = read_file(out_path, &len);
-        for (i = 0; text && i <= len; i++) {
-            if (i == len || text[i] == '\n') {
-                size_t end = i;
-                if (end > start && text[end - 1] == '\r') end--;
-                if (end > start) {
-                    char saved = text[end];
-                    text[end] = 0;
-                    add_case(text + start);
-                    text[end] = saved;
-                }
-                start = i + 1;
-            }
+    return wait_timed(pid, timed_out);
+}
+
+/* What a framework's listing printed, as cases. Returns NULL, or what is wrong with it. */
+static char *parse_listing(char *text, size_t len, int status, int hidden) {
+    switch (framework) {
+    case FW_GTEST: {
+        struct gtest_listing l;
+        char *problem;
+        memset(&l, 0, sizeof l);
+        if (WEXITSTATUS(status) != 0) return NULL; /* reported by the caller */
+        problem = each_line(text, len, gtest_line, &l);
+        if (problem == NULL && l.preamble > 0 && !l.suite[0])
+            problem = xstrdup("--gtest_list_tests printed no \"Suite.\" line, only other text");
+        return problem;
+    }
+    case FW_CATCH2: {
+        size_t before = ncases, listed;
+        each_line(text, len, catch2_line, hidden ? &hidden : NULL);
+        listed = ncases - before;
+        /* Catch2 v2 exits with the number of names it listed (at most 255) */
+        if ((size_t)WEXITSTATUS(status) != (listed < 255 ? listed : 255))
+            return xprintf("--list-test-names-only%s printed %lu names but exited with status %d "
+                           "(Catch2 exits with the number of names it lists)",
+                           hidden ? " [.]" : "", (unsigned long)listed, WEXITSTATUS(status));
+        return NULL;
+    }
+    case FW_DOCTEST: {
+        struct doctest_listing l = {0};
+        struct xml_handler h = {doctest_list_start, xml_ignore_end, xml_ignore_text, NULL};
+        h.ctx = &l;
+        if (WEXITSTATUS(status) != 0) return NULL;
+        xml_scan(text, len, &h);
+        if (!l.seen_root)
+            return xstrdup("--dt-list-test-cases --dt-reporters=xml printed no <doctest> report");
+        return NULL;
+    }
+    default:
+        if (WEXITSTATUS(status) == 0) each_line(text, len, crossbuild_line, NULL);
+        return NULL;
+    }
+}
+
+/* Lists the binary's cases (--list, or the framework's listing); on success fills `cases` with
+ * every case and returns 1. On failure fills `err` (the ERROR testcase) and returns 0. */
+static int list_cases(struct test_case *err) {
+    char *out_path = xprintf("%s/list.out", work_dir), *err_path = xprintf("%s/list.err", work_dir);
+    char *args[5];
+    long long t0 = now_micros();
+    int status, timed_out, pass;
+    char *problem = NULL;
+    const char *what = FW_LIST_ARGS[framework];
+    args[0] = (char *)what;
+    args[1] = NULL;
+    if (framework == FW_DOCTEST) {
+        args[1] = "--dt-reporters=xml";
+        args[2] = "--dt-no-skip"; /* lists doctest::skip() cases too, marked skipped="true" */
+        args[3] = "--dt-no-version";
+        args[4] = NULL;
+    }
+    /* Catch2 leaves hidden cases out of its listing: a second one asks for them by their tag */
+    for (pass = 0; pass < (framework == FW_CATCH2 ? 2 : 1); pass++) {
+        if (pass == 1) {
+            args[1] = "[.]";
+            args[2] = NULL;
         }
-        free(text);
+        status = run_listing(args, out_path, err_path, &timed_out);
+        if (timed_out || !WIFEXITED(status)) break;
+        {
+            size_t len = 0;
+            char *text = read_file(out_path, &len);
+            problem = parse_listing(text ? text : "", text ? len : 0, status, pass);
+            free(text);
+        }
+        if (problem || (WEXITSTATUS(status) != 0 && framework != FW_CATCH2)) break;
+    }
+    err->micros = now_micros() - t0;
+    if (!timed_out && WIFEXITED(status) && problem == NULL &&
+        (WEXITSTATUS(status) == 0 || framework == FW_CATCH2)) {
+        nlisted = ncases;
         return 1;
     }
     {
         char *both = xprintf("%s/list.all", work_dir);
-        char *cmd_out, *cmd_err;
+        char *cmd_out, *cmd_err, *how;
         size_t lo = 0, le = 0;
         FILE *f = fopen(both, "wb");
         cmd_err = read_file(err_path, &le);
@@ -439,15 +1200,25 @@ static int list_cases(struct test_case *err) {
         }
         free(cmd_out);
         free(cmd_err);
-        err->name = xstrdup("--list");
+        err->name = xstrdup(what);
         err->kind = ERROR;
         if (timed_out) {
-            err->message = xprintf("--list timed out after %lus", case_timeout);
+            how = xprintf("%s timed out after %lus", what, case_timeout);
         } else if (WIFSIGNALED(status)) {
-            err->message = xprintf("--list was killed by signal %d (%s)", WTERMSIG(status),
-                                   signal_name(WTERMSIG(status)));
+            how = xprintf("%s was killed by signal %d (%s)", what, WTERMSIG(status),
+                          signal_name(WTERMSIG(status)));
+        } else if (problem) {
+            how = problem;
         } else {
-            err->message = xprintf("--list failed with exit status %d", WEXITSTATUS(status));
+            how = xprintf("%s failed with exit status %d", what, WEXITSTATUS(status));
+        }
+        if (framework == FW_CROSSBUILD) {
+            err->message = how;
+        } else if (timed_out || WIFSIGNALED(status)) {
+            err->message = xprintf("%s (%s, --framework=%s)", how, binary, FW_NAMES[framework]);
+        } else {
+            err->message = xprintf("%s does not look like a %s binary (--framework=%s): %s", binary,
+                                   FW_TITLES[framework], FW_NAMES[framework], how);
         }
         err->output = output_tail(both);
         free(both);
@@ -455,7 +1226,8 @@ static int list_cases(struct test_case *err) {
     return 0;
 }
 
-/* Keeps this shard's cases (moves them to the front); returns how many. */
+/* Keeps this shard's cases (moves them to the front, the others behind them, names kept for the
+ * frameworks' filters); returns how many. */
 static size_t select_cases(void) {
     size_t i, kept = 0, lo = (size_t)(shard * ncases / total), hi = (size_t)((shard + 1) * ncases / total);
     size_t blen = strlen(binary);
@@ -478,9 +1250,6 @@ static size_t select_cases(void) {
             struct test_case tmp = cases[kept];
             cases[kept++] = cases[i];
             cases[i] = tmp;
-        } else {
-            free(cases[i].name);
-            cases[i].name = NULL;
         }
     }
     ncases = kept;
@@ -637,6 +1406,101 @@ static size_t run_forked(size_t from) {
     return next;
 }
 
+/* A GoogleTest, Catch2 or doctest case: one process, its filter selecting exactly that case, its
+ * report (XML) read for what failed and where, and for whether the case ran at all. */
+static void run_framework_case(struct test_case *c) {
+    char *out_path = xprintf("%s/case.out", work_dir), *report_path = xprintf("%s/report.xml", work_dir);
+    char *args[9], *refused;
+    int fd, status, timed_out;
+    long long t0 = now_micros();
+    size_t i;
+    pid_t pid;
+    if (c->skip) {
+        c->kind = SKIP;
+        c->message = xstrdup(c->skip);
+        return;
+    }
+    refused = framework_args(c, report_path, args);
+    if (refused) {
+        c->kind = ERROR;
+        c->error_type = "filter";
+        c->message = refused;
+        return;
+    }
+    fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "shard_runner: cannot create %s: %s\n", out_path, strerror(errno));
+        exit(3);
+    }
+    unlink(report_path);
+    pid = spawn(args, NULL, fd, fd);
+    close(fd);
+    status = wait_timed(pid, &timed_out);
+    c->micros = now_micros() - t0;
+    classify(c, WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+             timed_out);
+    if (c->kind == PASS || c->kind == FAIL || c->kind == CRASH) {
+        struct report *r = xmalloc(sizeof *r);
+        struct xml_handler h = {report_start, report_end, report_text, NULL};
+        size_t len = 0;
+        char *xml = read_file(report_path, &len);
+        int have_report = xml != NULL;
+        memset(r, 0, sizeof *r);
+        r->want = c->name;
+        h.ctx = r;
+        if (xml) xml_scan(xml, len, &h);
+        free(xml);
+        if (c->kind == CRASH) {
+            /* Catch2 and doctest report the signal before they die of it */
+            if (r->found == 1 && r->nfailures > 0) {
+                char *m = xprintf("%s: %s", c->message, r->failures);
+                free(c->message);
+                c->message = m;
+            }
+        } else {
+            int exit_status = WEXITSTATUS(status), alone = r->found == 1 && r->ran == 1;
+            free(c->message);
+            c->message = NULL;
+            if (alone && r->nfailures > 0) {
+                /* what failed and where, as the framework reported it */
+                c->kind = FAIL;
+                c->message = r->nlost ? xprintf("%s\n(and %lu more failures)", r->failures,
+                                                (unsigned long)r->nlost)
+                                      : xstrdup(r->failures);
+            } else if (alone && c->kind == PASS) {
+                if (r->skipped) {
+                    c->kind = SKIP;
+                    c->message = xstrdup(r->skip_message[0] ? r->skip_message : "skipped");
+                }
+            } else if (alone) {
+                c->message = xprintf("exit status %d", exit_status);
+            } else if (!have_report) {
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, and %s wrote no report for the filter %s",
+                                     exit_status, FW_TITLES[framework], args[0]);
+            } else if (r->found == 0) {
+                /* exit 0 too: a filter that selected nothing passes */
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, but %s's report does not show this case run "
+                                     "(the filter %s ran %lu other cases)",
+                                     exit_status, FW_TITLES[framework], args[0], (unsigned long)r->ran);
+            } else {
+                c->kind = FAIL;
+                c->message = xprintf("exit status %d, but %s's report shows %lu cases run for the "
+                                     "filter %s, not just this one",
+                                     exit_status, FW_TITLES[framework], (unsigned long)r->ran, args[0]);
+            }
+        }
+        free(r);
+    }
+    if (c->kind != PASS && c->kind != SKIP) c->output = output_tail(out_path);
+    unlink(out_path);
+    unlink(report_path);
+    for (i = 0; args[i]; i++) free(args[i]);
+    free(out_path);
+    free(report_path);
+}
+
 /* ---- reporting ----------------------------------------------------------------------------- */
 
 /* Prints s with control characters (but tab) dropped, the last PRINT_LINES lines, indented. */
@@ -716,7 +1580,7 @@ static void xml_escape(FILE *f, const char *s, int attr) {
 static int write_junit(const struct test_case *list, size_t n, long long micros) {
     char *tmp = xprintf("%s.tmp.%ld", junit_path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
-    size_t i, failures = 0, errors = 0;
+    size_t i, failures = 0, errors = 0, skipped = 0;
     int ok;
     if (f == NULL) {
         fprintf(stderr, "shard_runner: cannot write the JUnit XML %s: %s\n", tmp, strerror(errno));
@@ -725,12 +1589,14 @@ static int write_junit(const struct test_case *list, size_t n, long long micros)
     }
     for (i = 0; i < n; i++) {
         if (list[i].kind == ERROR) errors++;
+        else if (list[i].kind == SKIP) skipped++;
         else if (list[i].kind != PASS) failures++;
     }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"");
     xml_escape(f, binary, 1);
-    fprintf(f, "\" tests=\"%lu\" failures=\"%lu\" errors=\"%lu\" skipped=\"0\" time=\"%.3f\">\n",
-            (unsigned long)n, (unsigned long)failures, (unsigned long)errors, micros / 1e6);
+    fprintf(f, "\" tests=\"%lu\" failures=\"%lu\" errors=\"%lu\" skipped=\"%lu\" time=\"%.3f\">\n",
+            (unsigned long)n, (unsigned long)failures, (unsigned long)errors, (unsigned long)skipped,
+            micros / 1e6);
     fprintf(f, "    <properties>\n      <property name=\"shard\" value=\"%lu/%lu\"/>\n"
                "      <property name=\"partition\" value=\"%s\"/>\n"
                "      <property name=\"mode\" value=\"%s\"/>\n    </properties>\n",
@@ -747,9 +1613,15 @@ static int write_junit(const struct test_case *list, size_t n, long long micros)
             fputs("/>\n", f);
             continue;
         }
+        if (c->kind == SKIP) {
+            fputs(">\n      <skipped message=\"", f);
+            xml_escape(f, c->message ? c->message : "", 1);
+            fputs("\"/>\n    </testcase>\n", f);
+            continue;
+        }
         fprintf(f, ">\n      <%s message=\"", tag);
         xml_escape(f, c->message ? c->message : "", 1);
-        fprintf(f, "\" type=\"%s\">", c->kind == ERROR     ? "list"
+        fprintf(f, "\" type=\"%s\">", c->kind == ERROR     ? (c->error_type ? c->error_type : "list")
                                       : c->kind == FAIL    ? "fail"
                                       : c->kind == CRASH   ? "crash"
                                                            : "timeout");
@@ -852,7 +1724,7 @@ static int run_shard(char **args, size_t nargs) {
     struct sigaction sa;
     struct test_case list_error;
     const char *arch, *exec_env = getenv("CROSSBUILD_EXEC_PER_CASE");
-    size_t selected, i, from, counts[5] = {0, 0, 0, 0, 0};
+    size_t selected, i, from, counts[6] = {0, 0, 0, 0, 0, 0};
     long long t0 = now_micros();
     int listed;
     struct stat st;
@@ -863,8 +1735,19 @@ static int run_shard(char **args, size_t nargs) {
             i++;
             break;
         }
-        if (strcmp(args[i], "--exec-per-case") == 0) exec_per_case = 1;
-        else die_usage("unknown option '%s'", args[i]);
+        if (strcmp(args[i], "--exec-per-case") == 0) {
+            exec_per_case = 1;
+        } else if (strncmp(args[i], "--framework=", 12) == 0) {
+            size_t f;
+            for (f = 0; f < sizeof FW_NAMES / sizeof *FW_NAMES; f++)
+                if (strcmp(args[i] + 12, FW_NAMES[f]) == 0) break;
+            if (f == sizeof FW_NAMES / sizeof *FW_NAMES)
+                die_usage("unknown framework '%s' in '%s' (crossbuild, gtest, catch2 or doctest)",
+                          args[i] + 12, args[i]);
+            framework = (enum framework)f;
+        } else {
+            die_usage("unknown option '%s'", args[i]);
+        }
     }
     args += i;
     nargs -= i;
@@ -890,6 +1773,13 @@ static int run_shard(char **args, size_t nargs) {
     setenv("TEST_SHARD_INDEX", number, 1);
     snprintf(number, sizeof number, "%lu", total);
     setenv("TEST_TOTAL_SHARDS", number, 1);
+    if (framework == FW_GTEST) {
+        /* GoogleTest would shard again within what this runner gives it */
+        unsetenv("GTEST_SHARD_INDEX");
+        unsetenv("GTEST_TOTAL_SHARDS");
+        unsetenv("GTEST_SHARD_STATUS_FILE");
+        unsetenv("GTEST_ALSO_RUN_DISABLED_TESTS"); /* disabled cases are reported skipped */
+    }
 
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
@@ -954,7 +1844,8 @@ static int run_shard(char **args, size_t nargs) {
     memset(&list_error, 0, sizeof list_error);
     listed = list_cases(&list_error);
     if (!listed) {
-        printf("ERROR %s --list (%.3fs): %s\n", binary, list_error.micros / 1e6, list_error.message);
+        printf("ERROR %s %s (%.3fs): %s\n", binary, list_error.name, list_error.micros / 1e6,
+               list_error.message);
         if (list_error.output) print_output(list_error.output);
         rm_tree_files(work_dir);
         printf("shard %lu/%lu, %s: 0 passed, 0 failed, 0 timed out, 0 crashed, 1 error\n",
@@ -964,12 +1855,16 @@ static int run_shard(char **args, size_t nargs) {
     {
         size_t all = ncases;
         selected = select_cases();
-        printf("shard %lu/%lu, %s: %lu of %lu cases (%s partition, %lus per case)\n", shard + 1,
-               total, binary, (unsigned long)selected, (unsigned long)all, partition, case_timeout);
+        printf("shard %lu/%lu, %s: %lu of %lu cases (%s%s%s partition, %lus per case)\n", shard + 1,
+               total, binary, (unsigned long)selected, (unsigned long)all,
+               framework == FW_CROSSBUILD ? "" : FW_NAMES[framework],
+               framework == FW_CROSSBUILD ? "" : ", ", partition, case_timeout);
     }
 
     from = 0;
-    if (selected > 0) {
+    if (selected > 0 && framework != FW_CROSSBUILD) {
+        for (i = 0; i < ncases && !stop_signal; i++) run_framework_case(&cases[i]);
+    } else if (selected > 0) {
         size_t done = exec_per_case ? (size_t)-1 : run_forked(0);
         if (done == (size_t)-1) {
             if (!exec_per_case)
@@ -995,6 +1890,8 @@ static int run_shard(char **args, size_t nargs) {
         counts[c->kind]++;
         if (c->kind == PASS) {
             printf("PASS %s::%s (%.3fs)\n", binary, c->name, c->micros / 1e6);
+        } else if (c->kind == SKIP) {
+            printf("SKIP %s::%s: %s\n", binary, c->name, c->message);
         } else {
             printf("%s %s::%s (%.3fs): %s\n", KIND_NAMES[c->kind], binary, c->name, c->micros / 1e6,
                    c->message);
@@ -1002,11 +1899,14 @@ static int run_shard(char **args, size_t nargs) {
         }
     }
     rm_tree_files(work_dir);
-    printf("shard %lu/%lu, %s: %lu passed, %lu failed, %lu timed out, %lu crashed of %lu cases\n",
-           shard + 1, total, binary, (unsigned long)counts[PASS], (unsigned long)counts[FAIL],
-           (unsigned long)counts[TIMEOUT], (unsigned long)counts[CRASH], (unsigned long)ncases);
+    printf("shard %lu/%lu, %s: %lu passed, %lu failed, %lu timed out, %lu crashed", shard + 1, total,
+           binary, (unsigned long)counts[PASS], (unsigned long)counts[FAIL],
+           (unsigned long)counts[TIMEOUT], (unsigned long)counts[CRASH]);
+    if (counts[SKIP]) printf(", %lu skipped", (unsigned long)counts[SKIP]);
+    if (counts[ERROR]) printf(", %lu %s", (unsigned long)counts[ERROR], counts[ERROR] == 1 ? "error" : "errors");
+    printf(" of %lu cases\n", (unsigned long)ncases);
     if (!write_junit(cases, ncases, now_micros() - t0)) return 3;
-    return counts[PASS] == ncases ? 0 : 1;
+    return counts[PASS] + counts[SKIP] == ncases ? 0 : 1;
 }
 
 /* ---- arguments from a flagfile or a work request ------------------------------------------ */
