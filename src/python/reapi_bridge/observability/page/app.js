@@ -61,7 +61,8 @@
     ctx.fillStyle = "#555";
     for (let i = 0; i <= 5; i++) {
       const t = t0 + (t1 - t0) * i / 5;
-      ctx.fillText(((t - t0)).toFixed(2) + " s", x(t) - 10, 12);
+      const label = (t - t0).toFixed(2) + " s";
+      ctx.fillText(label, Math.min(x(t) - 10, width - ctx.measureText(label).width - 4), 12);
     }
     const hits = [];
     order.forEach((lane, i) => {
