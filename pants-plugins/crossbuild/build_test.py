@@ -19,13 +19,13 @@ from crossbuild.zig_process import ZigProcess
 SHA = "ab" * 32
 ZIG = ZigToolchain(EMPTY_DIGEST, "0.11.0", SHA)
 PRELUDE = (
-    f'zig_home=".cache/crossbuild_zig/toolchains/{SHA}"; '
+    f'zig_home=".cache/crossbuild_zig/toolchains/{SHA}-2"; '
     'if [ ! -e "$zig_home/.complete" ]; then '
     "mkdir -p .cache/crossbuild_zig/toolchains && "
     'zig_tmp="$zig_home.tmp.$$" && rm -rf "$zig_tmp" && '
-    '{ cp -al __crossbuild_zig/. "$zig_tmp" 2>/dev/null || '
-    '{ rm -rf "$zig_tmp" && cp -R __crossbuild_zig/. "$zig_tmp"; }; } && '
-    ': > "$zig_tmp/.complete" && '
+    '{ cp -alL __crossbuild_zig/. "$zig_tmp" 2>/dev/null || '
+    '{ chmod -R u+w "$zig_tmp" 2>/dev/null; rm -rf "$zig_tmp" && cp -RL __crossbuild_zig/. "$zig_tmp"; }; } && '
+    'chmod u+w "$zig_tmp" && : > "$zig_tmp/.complete" && '
     '{ mv -T "$zig_tmp" "$zig_home" 2>/dev/null || rm -rf "$zig_tmp"; } '
     '|| { echo "crossbuild: could not place the zig toolchain in $zig_home" >&2; exit 70; }; '
     "fi; "

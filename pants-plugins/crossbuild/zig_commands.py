@@ -30,15 +30,21 @@ def stable_zig_shell(wheel_sha256: str) -> str:
     action that needs the toolchain therefore places a copy (hard links when the filesystem
     allows) in the append-only cache under the wheel's sha256, renamed into place only once
     complete, and every action calls zig from that fixed path."""
-    home = f"{ZIG_CACHE_DIR}/toolchains/{wheel_sha256}"
+    # "-2": placements by older scripts could hold symbolic links into an executor's input
+    # cache instead of the files; they are never used again.
+    home = f"{ZIG_CACHE_DIR}/toolchains/{wheel_sha256}-2"
     return (
         f'zig_home="{home}"; '
         'if [ ! -e "$zig_home/.complete" ]; then '
         f'mkdir -p {ZIG_CACHE_DIR}/toolchains && '
         'zig_tmp="$zig_home.tmp.$$" && rm -rf "$zig_tmp" && '
-        f'{{ cp -al {ZIG_DIR}/. "$zig_tmp" 2>/dev/null || '
-        f'{{ rm -rf "$zig_tmp" && cp -R {ZIG_DIR}/. "$zig_tmp"; }}; }} && '
-        ': > "$zig_tmp/.complete" && '
+        # -L: an executor may stage big input folders as symbolic links into its own cache;
+        # zig finds its lib/ by real path, so the copy must hold the files themselves.
+        f'{{ cp -alL {ZIG_DIR}/. "$zig_tmp" 2>/dev/null || '
+        # (a failed hard-link copy leaves read-only folders behind: writable first, then gone)
+        f'{{ chmod -R u+w "$zig_tmp" 2>/dev/null; rm -rf "$zig_tmp" && cp -RL {ZIG_DIR}/. "$zig_tmp"; }}; }} && '
+        # The copy keeps its source's modes, and an executor's input folders are read-only.
+        'chmod u+w "$zig_tmp" && : > "$zig_tmp/.complete" && '
         '{ mv -T "$zig_tmp" "$zig_home" 2>/dev/null || rm -rf "$zig_tmp"; } '
         '|| { echo "crossbuild: could not place the zig toolchain in $zig_home" >&2; exit 70; }; '
         'fi; '
