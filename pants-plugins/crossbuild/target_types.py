@@ -339,7 +339,7 @@ class SystemDirectoryLinkOptionsField(StringSequenceField):
     help = help_text(
         """
         Linker flags added to every test binary linked with this directory's objects, after
-        the objects (GoogleTest: `-lpthread`, which zig satisfies from its libc).
+        the objects (GoogleTest: `-lpthread`, which zig's libcs also link without being asked).
         """
     )
 
