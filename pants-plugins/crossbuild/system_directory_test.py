@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from pants.engine.addresses import Address
-from pants.engine.fs import DigestContents
+from pants.engine.fs import Digest, DigestContents
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
@@ -41,7 +41,7 @@ def rule_runner() -> RuleRunner:
             *plugin_rules(),
             QueryRule(SystemDirectory, [SystemDirectoryRequest]),
             QueryRule(SystemDirectorySnapshot, [SystemDirectoryRequest]),
-            QueryRule(DigestContents, [SystemDirectoryRequest]),
+            QueryRule(DigestContents, [Digest]),
         ],
     )
 
@@ -54,9 +54,9 @@ def machine_dir(tmp_path: Path, name: str = "usr-src-fw", files=None) -> Path:
     return root
 
 
-def write_target(rule_runner: RuleRunner, path: Path, digest: str | None = None, **fields: str) -> None:
+def write_target(rule_runner: RuleRunner, directory: Path, digest: str | None = None, **fields: str) -> None:
     args = {
-        "path": repr(str(path)),
+        "path": repr(str(directory)),
         "globs": '["include/**", "src/*.cc"]',
         "include_dirs": '["include"]',
         "sources": '["src/fw.cc"]',
@@ -102,7 +102,7 @@ def test_different_content_names_the_path_and_both_digests(rule_runner, tmp_path
     pinned = snapshot(rule_runner).actual
     write_target(rule_runner, root, digest=pinned)
     (root / "include/fw/fw.h").write_text("#pragma once\nint fw_version(void); /* 1.13 */\n")
-    rule_runner.new_session("after-the-upgrade")  # the snapshot process runs once per session
+    rule_runner.set_options([])  # the snapshot process runs once per session
     changed = snapshot(rule_runner).actual
     assert changed != pinned
     message = pinned_error(rule_runner)
@@ -116,7 +116,7 @@ def test_a_new_executable_bit_is_a_different_content(rule_runner, tmp_path):
     write_target(rule_runner, root)
     before = snapshot(rule_runner).actual
     os.chmod(root / "src/fw.cc", 0o755)
-    rule_runner.new_session("chmod")
+    rule_runner.set_options([])
     assert snapshot(rule_runner).actual != before
 
 
@@ -127,7 +127,7 @@ def test_the_pin_covers_selected_content_only_not_place_or_times(rule_runner, tm
     second = machine_dir(tmp_path, "elsewhere/second", files={**FILES, "docs/README": "changed, not selected\n"})
     os.utime(second / "src/fw.cc", (1, 1))
     write_target(rule_runner, second)
-    rule_runner.new_session("second")
+    rule_runner.set_options([])
     assert snapshot(rule_runner).actual == pin
 
 
