@@ -41,10 +41,11 @@ class CrossbuildTestSourcesField(MultipleSourcesField):
         """
         Test sources, one test binary each. Each file is compiled and linked with the library
         objects of `dependencies` into a binary named after it (`foo_test.c` -> `foo_test`).
-        Test binaries speak the crossbuild test protocol: `BIN --list` prints the case names,
-        `BIN --exact NAME` runs one case (exit 0 = pass), and optionally `BIN --run TIMEOUT
-        OUTDIR` runs the cases named on stdin, forking once per case. `#include
-        "crossbuild_test.h"` for a harness that does all three.
+        With the default `framework`, test binaries speak the crossbuild test protocol: `BIN
+        --list` prints the case names, `BIN --exact NAME` runs one case (exit 0 = pass), and
+        optionally `BIN --run TIMEOUT OUTDIR` runs the cases named on stdin, forking once per
+        case. `#include "crossbuild_test.h"` for a harness that does all three. Otherwise they
+        are GoogleTest, Catch2 or doctest programs (see `framework`).
         """
     )
 

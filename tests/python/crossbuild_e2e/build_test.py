@@ -129,13 +129,18 @@ def test_a_googletest_binary_built_from_the_pinned_system_directory_lists_and_ru
     binary = tmp_path / "unpacked" / "bin" / "adds_test"
     listed = subprocess.run([str(binary), "--gtest_list_tests"], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    lines = [l for l in listed.stdout.splitlines() if not l.startswith("Running main()")]
+    # gtest_main.cc prints where main() comes from first: the sandbox path, not the machine's.
+    assert listed.stdout.startswith(
+        "Running main() from __crossbuild_system/usr/src/googletest/googletest/src/gtest_main.cc\n"
+    ), listed.stdout
+    lines = [l for l in listed.stdout.splitlines()[1:] if l]
+    # Parameterised suites are instantiated when main() runs, so they come last.
     assert lines == [
         "Widths/0.  # TypeParam = char", "  HoldsSeven",
         "Widths/1.  # TypeParam = short", "  HoldsSeven",
         "Widths/2.  # TypeParam = long long", "  HoldsSeven",
-        "Small/Adds.", "  One/0  # GetParam() = 0", "  One/1  # GetParam() = 1", "  One/2  # GetParam() = 2",
         "Plain.", "  Upper", "  DISABLED_Never",
+        "Small/Adds.", "  One/0  # GetParam() = 0", "  One/1  # GetParam() = 1", "  One/2  # GetParam() = 2",
     ], listed.stdout
     ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stdout
