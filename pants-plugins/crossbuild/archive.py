@@ -3,6 +3,7 @@ manifest into one reproducible tar, and packaged into dist/."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -30,19 +31,29 @@ from pants.util.logging import LogLevel
 
 from crossbuild.build import BuildSettings, CompiledObject, CompileRequest, LinkedBinary, LinkRequest
 from crossbuild.resources import SANDBOX_DIR, harness_header_digest
+from crossbuild.system_directory import SystemDirectory, SystemDirectoryRequest
 from crossbuild.target_types import (
+    DEFAULT_FRAMEWORK,
+    FRAMEWORKS,
     CrossbuildCompileOptionsField,
+    CrossbuildFrameworkField,
     CrossbuildIncludeDirsField,
     CrossbuildLibcField,
     CrossbuildLinkOptionsField,
     CrossbuildPlatformField,
     CrossbuildProfileField,
+    CrossbuildSystemDirectoryTarget,
     CrossbuildTestSourcesField,
 )
 
 MANIFEST = "manifest.txt"
 BINARY_DIR = "bin"
-MANIFEST_HEADER = "crossbuild-test-archive 1"
+# The manifest's first line names its format version. Version 2 adds a `framework NAME` line
+# (after `target`); archives of the default framework keep writing version 1, byte for byte as
+# before. Readers (`read_manifest`) take both, and ignore keys they do not know in version 2.
+MANIFEST_FORMAT = "crossbuild-test-archive"
+MANIFEST_HEADER = f"{MANIFEST_FORMAT} 1"
+MANIFEST_HEADER_V2 = f"{MANIFEST_FORMAT} 2"
 HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".hxx", ".inc", ".inl")
 SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
 
@@ -62,6 +73,7 @@ class BuiltTestArchive:
     # One digest per binary (same order), holding it at its path in the archive: shards run
     # each binary in its own action, so an unchanged binary's results come from the cache.
     binary_digests: Tuple[Digest, ...] = ()
+    framework: str = DEFAULT_FRAMEWORK  # how the shard runner lists and runs the binaries
 
 
 def deterministic_tar(files: Dict[str, bytes], executables: set) -> bytes:
@@ -84,10 +96,53 @@ def deterministic_tar(files: Dict[str, bytes], executables: set) -> bytes:
     return out.getvalue()
 
 
-def manifest_text(platform: str, triple: str, binaries: List[Tuple[str, int, str]]) -> str:
-    lines = [MANIFEST_HEADER, f"platform {platform}", f"target {triple}"]
+def manifest_text(
+    platform: str, triple: str, binaries: List[Tuple[str, int, str]], framework: str = DEFAULT_FRAMEWORK
+) -> str:
+    if framework == DEFAULT_FRAMEWORK:
+        lines = [MANIFEST_HEADER, f"platform {platform}", f"target {triple}"]
+    else:
+        lines = [MANIFEST_HEADER_V2, f"platform {platform}", f"target {triple}", f"framework {framework}"]
     lines += [f"binary {path} {sha}" for path, _, sha in binaries]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: int
+    platform: str
+    triple: str
+    framework: str
+    binaries: Tuple[Tuple[str, str], ...]  # (path in archive, sha256)
+
+
+def read_manifest(text: str) -> Manifest:
+    """Parses `manifest.txt` of either version; ValueError for anything else."""
+    lines = text.splitlines()
+    head = lines[0].split() if lines else []
+    if len(head) != 2 or head[0] != MANIFEST_FORMAT or head[1] not in ("1", "2"):
+        raise ValueError(f"not a crossbuild test archive manifest (version 1 or 2): {lines[:1]}")
+    version = int(head[1])
+    fields: Dict[str, str] = {}
+    binaries = []
+    for number, line in enumerate(lines[1:], start=2):
+        key, _, rest = line.partition(" ")
+        if key == "binary":
+            path, _, sha = rest.partition(" ")
+            if not path or len(sha) != 64:
+                raise ValueError(f"manifest line {number}: expected `binary PATH SHA256`: {line!r}")
+            binaries.append((path, sha))
+        elif key in ("platform", "target") or (key == "framework" and version >= 2):
+            fields[key] = rest
+        elif version == 1:
+            raise ValueError(f"manifest line {number}: unknown in version 1: {line!r}")
+    for key in ("platform", "target"):
+        if key not in fields:
+            raise ValueError(f"the manifest has no `{key}` line")
+    framework = fields.get("framework", DEFAULT_FRAMEWORK)
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"the manifest names an unknown framework {framework!r}")
+    return Manifest(version, fields["platform"], fields["target"], framework, tuple(binaries))
 
 
 @rule(desc="Building a crossbuild test archive", level=LogLevel.DEBUG)
@@ -108,18 +163,33 @@ async def build_test_archive(request: BuildTestArchiveRequest) -> BuiltTestArchi
     transitive = await Get(
         TransitiveTargets, TransitiveTargetsRequest([request.address], include_special_cased_deps=True)
     )
+    system_targets = [t for t in transitive.dependencies if isinstance(t, CrossbuildSystemDirectoryTarget)]
     library_sources, test_sources, harness = await MultiGet(
-        Get(SourceFiles, SourceFilesRequest([t.get(CCSourceField) for t in transitive.dependencies])),
+        Get(
+            SourceFiles,
+            SourceFilesRequest(
+                [t.get(CCSourceField) for t in transitive.dependencies if not isinstance(t, CrossbuildSystemDirectoryTarget)]
+            ),
+        ),
         Get(HydratedSources, HydrateSourcesRequest(tgt[CrossbuildTestSourcesField])),
         Get(Digest, CreateDigest, harness_header_digest()),
     )
+    systems = await MultiGet(Get(SystemDirectory, SystemDirectoryRequest(t.address)) for t in system_targets)
+    if systems:
+        # Two system directories may share a path (Catch2 and doctest from /usr/include): their
+        # snapshots hold the machine's same files, so they merge.
+        settings = dataclasses.replace(
+            settings,
+            include_dirs=(*tgt[CrossbuildIncludeDirsField].value, *(d for s in systems for d in s.include_dirs), SANDBOX_DIR),
+        )
     all_files = await Get(Digest, MergeDigests([library_sources.snapshot.digest, test_sources.snapshot.digest]))
     # Each compile sees only its own source and the headers: editing one .c file changes the
-    # inputs of exactly one compile action.
+    # inputs of exactly one compile action. System directories (a test framework's headers and
+    # sources, which may include one another) are inputs of every compile whole.
     headers = await Get(
         Digest, DigestSubset(all_files, PathGlobs([f"**/*{suffix}" for suffix in HEADER_SUFFIXES]))
     )
-    headers = await Get(Digest, MergeDigests([headers, harness]))
+    headers = await Get(Digest, MergeDigests([headers, harness, *(s.digest for s in systems)]))
 
     library_paths = sorted(f for f in library_sources.snapshot.files if f.endswith(SOURCE_SUFFIXES))
     test_paths = sorted(test_sources.snapshot.files)
@@ -142,8 +212,28 @@ async def build_test_archive(request: BuildTestArchiveRequest) -> BuiltTestArchi
     test_objects = await MultiGet(
         Get(CompiledObject, CompileRequest(p, d, settings)) for p, d in zip(test_paths, test_inputs)
     )
+    # A system directory's sources (GoogleTest's gtest-all.cc) compile with that directory's
+    # own include dirs and nothing of the archive's, so one object per platform, profile and
+    # libc serves every archive that links it.
+    system_objects = await MultiGet(
+        Get(
+            CompiledObject,
+            CompileRequest(
+                source,
+                system.digest,
+                dataclasses.replace(
+                    settings, include_dirs=system.include_dirs, copts=(), linkopts=(), owner=str(system.address)
+                ),
+            ),
+        )
+        for system in systems
+        for source in system.sources
+    )
+    link_settings = dataclasses.replace(
+        settings, linkopts=(*settings.linkopts, *(o for s in systems for o in s.linkopts))
+    )
     binaries = await MultiGet(
-        Get(LinkedBinary, LinkRequest(name, (obj, *library_objects), settings))
+        Get(LinkedBinary, LinkRequest(name, (obj, *library_objects, *system_objects), link_settings))
         for name, obj in zip(names, test_objects)
     )
     contents = await Get(DigestContents, MergeDigests(b.digest for b in binaries))
@@ -156,11 +246,14 @@ async def build_test_archive(request: BuildTestArchiveRequest) -> BuiltTestArchi
     by_path = {f"{BINARY_DIR}/{b.path}": b.digest for b in binaries}
     binary_digests = await MultiGet(Get(Digest, AddPrefix(by_path[p], BINARY_DIR)) for p, _, _ in listed)
     triple = settings.triple
-    files[MANIFEST] = manifest_text(settings.platform, triple, listed).encode()
+    framework = tgt[CrossbuildFrameworkField].value
+    files[MANIFEST] = manifest_text(settings.platform, triple, listed, framework).encode()
     archive_name = f"{request.address.target_name}.tar"
     tar = deterministic_tar(files, executables={p for p, _, _ in listed})
     digest = await Get(Digest, CreateDigest([FileContent(archive_name, tar)]))
-    return BuiltTestArchive(digest, archive_name, settings.platform, triple, tuple(listed), tuple(binary_digests))
+    return BuiltTestArchive(
+        digest, archive_name, settings.platform, triple, tuple(listed), tuple(binary_digests), framework
+    )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """crossbuild: cross-compiled test archives, sharded tests, and trampolines."""
 
-from crossbuild import archive, build, shard_runner, shards, toolchain, trampoline, zig_process
+from crossbuild import archive, build, shard_runner, shards, system_directory, toolchain, trampoline, zig_process
 from crossbuild.target_types import (
     CrossbuildShardedTestsTarget,
+    CrossbuildSystemDirectoryTarget,
     CrossbuildTestArchiveTarget,
     CrossbuildTestShardTarget,
     CrossbuildTrampolineTarget,
@@ -10,7 +11,13 @@ from crossbuild.target_types import (
 
 
 def target_types():
-    return [CrossbuildTestArchiveTarget, CrossbuildShardedTestsTarget, CrossbuildTestShardTarget, CrossbuildTrampolineTarget]
+    return [
+        CrossbuildTestArchiveTarget,
+        CrossbuildShardedTestsTarget,
+        CrossbuildTestShardTarget,
+        CrossbuildSystemDirectoryTarget,
+        CrossbuildTrampolineTarget,
+    ]
 
 
 def rules():
@@ -18,6 +25,7 @@ def rules():
         *toolchain.rules(),
         *zig_process.rules(),
         *build.rules(),
+        *system_directory.rules(),
         *archive.rules(),
         *shard_runner.rules(),
         *shards.rules(),

@@ -38,6 +38,7 @@ from crossbuild.platforms import PLATFORMS
 from crossbuild.shard_runner import ShardRunner, ShardRunnerRequest
 from crossbuild.subsystems.crossbuild_shards import CrossbuildTestSubsystem, Granularity
 from crossbuild.target_types import (
+    DEFAULT_FRAMEWORK,
     CrossbuildArchiveField,
     CrossbuildBuildEnvironmentField,
     CrossbuildCaseTimeoutField,
@@ -120,13 +121,22 @@ def flagfile_name(binary: str) -> str:
 
 
 def flagfile_text(
-    binary: str, index: int, total: int, partition: str, case_timeout: int, exec_per_case: bool
+    binary: str,
+    index: int,
+    total: int,
+    partition: str,
+    case_timeout: int,
+    exec_per_case: bool,
+    framework: str = DEFAULT_FRAMEWORK,
 ) -> str:
     """Every per-action value, one argument per line: the process's argv and environment stay
     the same for every shard and binary, so an executor can keep one persistent worker for all
-    of them. A leading `@` is written `@@` (Bazel's flagfile escape)."""
+    of them. A leading `@` is written `@@` (Bazel's flagfile escape). `--framework=NAME` says
+    how the runner lists and runs the binary's cases; it is left out for the default
+    (`crossbuild`), so those flagfiles, and the actions' cache keys, stay as they were."""
     args = [
         *(["--exec-per-case"] if exec_per_case else []),
+        *([f"--framework={framework}"] if framework != DEFAULT_FRAMEWORK else []),
         binary,
         str(index),
         str(total),
@@ -283,7 +293,13 @@ async def run_shard(
                     FileContent(
                         flagfile_name(path),
                         flagfile_text(
-                            path, index, total, fs.partition.value, fs.case_timeout.value, not subsystem.fork_cases
+                            path,
+                            index,
+                            total,
+                            fs.partition.value,
+                            fs.case_timeout.value,
+                            not subsystem.fork_cases,
+                            built.framework,
                         ).encode(),
                     )
                 ]

@@ -156,3 +156,51 @@ def test_the_shard_result_shows_each_runner_report_from_stderr():
     assert out.stderr == "" and out.exit_code == 1
     (report,) = written
     assert b"exit status 143\nshard_runner: stopped by signal 15" in report.content
+
+
+def test_the_flagfile_names_a_framework_before_the_binary_and_not_the_default():
+    from crossbuild.shards import flagfile_text
+
+    assert flagfile_text("bin/alpha_test", 0, 2, "count", 30, False, "gtest") == (
+        "--framework=gtest\nbin/alpha_test\n0\n2\ncount\n30\njunit-alpha_test.xml\n"
+    )
+    assert flagfile_text("bin/alpha_test", 0, 2, "count", 30, True, "catch2").splitlines()[:3] == [
+        "--exec-per-case",
+        "--framework=catch2",
+        "bin/alpha_test",
+    ]
+    # The default framework writes exactly what it wrote before the field existed.
+    assert flagfile_text("bin/alpha_test", 2, 4, "hash", 60, False, "crossbuild") == flagfile_text(
+        "bin/alpha_test", 2, 4, "hash", 60, False
+    )
+
+
+def test_the_framework_field_defaults_to_crossbuild_and_takes_the_known_ones(rule_runner):
+    from crossbuild.target_types import FRAMEWORKS, CrossbuildFrameworkField
+
+    archives = "".join(f'crossbuild_test_archive(name="{f}", sources=["t_test.cc"], framework="{f}")\n' for f in FRAMEWORKS)
+    rule_runner.write_files(
+        {
+            "src/BUILD": 'crossbuild_test_archive(name="plain", sources=["t_test.cc"])\n' + archives,
+            "src/t_test.cc": "int main() { return 0; }\n",
+        }
+    )
+    assert rule_runner.get_target(Address("src", target_name="plain"))[CrossbuildFrameworkField].value == "crossbuild"
+    for f in FRAMEWORKS:
+        assert rule_runner.get_target(Address("src", target_name=f))[CrossbuildFrameworkField].value == f
+
+
+def test_an_unknown_framework_is_a_build_error_naming_target_field_and_choices(rule_runner):
+    from crossbuild.target_types import CrossbuildFrameworkField
+
+    rule_runner.write_files(
+        {
+            "src/BUILD": 'crossbuild_test_archive(name="a", sources=["t_test.cc"], framework="boost")\n',
+            "src/t_test.cc": "int main() { return 0; }\n",
+        }
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.get_target(Address("src", target_name="a"))[CrossbuildFrameworkField]
+    message = str(e.value)
+    assert "framework" in message and "src:a" in message and "boost" in message
+    assert "gtest" in message and "doctest" in message, message

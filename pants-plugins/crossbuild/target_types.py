@@ -1,8 +1,10 @@
-"""Targets of the crossbuild plugin: cross-compiled test archives, their shards, and
-trampolines (a native launcher per platform carrying a Python program)."""
+"""Targets of the crossbuild plugin: cross-compiled test archives, their shards, pinned copies
+of system directories (test frameworks' sources and headers), and trampolines (a native launcher
+per platform carrying a Python program)."""
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Tuple
 
 from pants.core.goals.package import OutputPathField
@@ -39,10 +41,11 @@ class CrossbuildTestSourcesField(MultipleSourcesField):
         """
         Test sources, one test binary each. Each file is compiled and linked with the library
         objects of `dependencies` into a binary named after it (`foo_test.c` -> `foo_test`).
-        Test binaries speak the crossbuild test protocol: `BIN --list` prints the case names,
-        `BIN --exact NAME` runs one case (exit 0 = pass), and optionally `BIN --run TIMEOUT
-        OUTDIR` runs the cases named on stdin, forking once per case. `#include
-        "crossbuild_test.h"` for a harness that does all three.
+        With the default `framework`, test binaries speak the crossbuild test protocol: `BIN
+        --list` prints the case names, `BIN --exact NAME` runs one case (exit 0 = pass), and
+        optionally `BIN --run TIMEOUT OUTDIR` runs the cases named on stdin, forking once per
+        case. `#include "crossbuild_test.h"` for a harness that does all three. Otherwise they
+        are GoogleTest, Catch2 or doctest programs (see `framework`).
         """
     )
 
@@ -52,7 +55,10 @@ class CrossbuildLibraryDependenciesField(Dependencies):
         """
         Library sources (`cc_sources` targets, or single files) compiled once per platform and
         profile and linked into every test binary. Headers they include are inputs of every
-        compile action.
+        compile action. `crossbuild_system_directory` targets (a test framework from the
+        machine, such as GoogleTest) add their snapshot to every compile's inputs, their
+        `include_dirs` to the include path, and their compiled `sources` and `linkopts` to
+        every link.
         """
     )
 
@@ -124,6 +130,30 @@ class CrossbuildLinkOptionsField(StringSequenceField):
     help = "Extra linker flags for every binary of this archive."
 
 
+# Test frameworks the shard runner knows how to list and run; `crossbuild` is the plugin's own
+# protocol (`--list`, `--exact`, `--run`, see crossbuild_test.h).
+FRAMEWORKS = ("crossbuild", "gtest", "catch2", "doctest")
+DEFAULT_FRAMEWORK = "crossbuild"
+
+
+class CrossbuildFrameworkField(StringField):
+    alias = "framework"
+    default = DEFAULT_FRAMEWORK
+    valid_choices = FRAMEWORKS
+    help = help_text(
+        """
+        The test framework every binary of this archive is written with, which says how the
+        shard runner lists and runs its cases: `crossbuild` (the default: `crossbuild_test.h`
+        or any binary speaking `--list`/`--exact`), `gtest` (GoogleTest: `--gtest_list_tests`,
+        `--gtest_filter`), `catch2` (Catch2 v2: `--list-test-names-only`, a test spec) or
+        `doctest` (`--list-test-cases`, `--test-case`). The archive's manifest records it and
+        each shard passes it to the runner (`--framework=NAME` in the binary's flagfile).
+        The framework's own sources and headers come from a `crossbuild_system_directory`
+        among `dependencies`.
+        """
+    )
+
+
 class CrossbuildBuildEnvironmentField(EnvironmentField):
     help = help_text(
         """
@@ -145,6 +175,7 @@ class CrossbuildTestArchiveTarget(Target):
         CrossbuildIncludeDirsField,
         CrossbuildCompileOptionsField,
         CrossbuildLinkOptionsField,
+        CrossbuildFrameworkField,
         CrossbuildBuildEnvironmentField,
         OutputPathField,
     )
@@ -154,6 +185,201 @@ class CrossbuildTestArchiveTarget(Target):
         reproducible archive (sorted entries, fixed mtimes and owners) with a manifest of each
         binary's sha256. `pants package` writes it to dist/ and reports binary sizes;
         `crossbuild_sharded_tests` runs it.
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pinned system directories
+
+
+_PIN = re.compile(r"^[0-9a-f]{64}:[0-9]+$")
+
+
+def _relative_path_problem(value: str, *, glob: bool) -> Optional[str]:
+    """Why `value` is not a usable path (or glob) relative to a snapshot's root, or None."""
+    body = value[1:] if glob and value.startswith("!") else value
+    if not body:
+        return "is empty"
+    if body.startswith("/"):
+        return "is absolute; it must be relative to `path`"
+    if any(part == ".." for part in body.split("/")):
+        return "contains `..`"
+    return None
+
+
+class SystemDirectoryPathField(StringField):
+    alias = "path"
+    required = True
+    help = help_text(
+        """
+        Absolute path of the directory on this machine, such as
+        `/usr/src/googletest/googletest`. Pants rules cannot read outside the build root, so
+        each run of Pants copies the files `globs` selects from it (on this machine, never on
+        an executor) into a snapshot, checks the snapshot against `digest`, and builds from
+        the snapshot, which reaches remote executors like any other input.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        parts = value.split("/")
+        if not value.startswith("/") or value == "/" or ".." in parts or "." in parts or "" in parts[1:]:
+            raise InvalidFieldException(
+                f"The `path` field of {address} is {value!r}; expected a normalised absolute "
+                "directory path other than `/` (no `.`, `..`, `//` or trailing `/`)."
+            )
+        return value
+
+
+class SystemDirectoryGlobsField(StringSequenceField):
+    alias = "globs"
+    default = ("**",)
+    help = help_text(
+        """
+        Which files of `path` the snapshot holds, as Pants globs relative to `path`
+        (`include/**`, `src/*.cc`; `!` excludes). Only these files are copied, pinned and
+        given to compiles; keep them to what builds need. Default: everything under `path`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            if not any(not g.startswith("!") for g in value):
+                raise InvalidFieldException(f"The `globs` field of {address} needs at least one glob that is not an exclusion.")
+            for g in value:
+                problem = _relative_path_problem(g, glob=True)
+                if problem:
+                    raise InvalidFieldException(f"The `globs` field of {address}: {g!r} {problem}.")
+        return value
+
+
+class SystemDirectoryDigestField(StringField):
+    alias = "digest"
+    help = help_text(
+        """
+        The pin: `SHA256:SIZE`, the digest of the snapshot (the fingerprint and size of the
+        REAPI Directory tree Pants stores it as, which covers every selected file's path,
+        content and executable bit, nothing else). A build stops when the machine's files
+        differ from the pin, naming the path and both digests. To pin, or to update the pin
+        after an intended change (a package upgrade), run a build that uses the directory
+        (`pants package ARCHIVE`) or `pants crossbuild-pins ::`, and copy the digest it
+        prints. Leaving it out is an error that prints the digest to pin.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _PIN.match(value):
+            raise InvalidFieldException(
+                f"The `digest` field of {address} is {value!r}; expected `SHA256:SIZE` "
+                "(64 lowercase hex digits, a colon, the size in bytes)."
+            )
+        return value
+
+
+class SystemDirectoryIncludeDirsField(StringSequenceField):
+    alias = "include_dirs"
+    default = ()
+    help = help_text(
+        """
+        Directories of the snapshot, relative to `path` (`include`; `.` for `path` itself),
+        put on the include path of every compile of a test archive that depends on this
+        target, and of this target's own `sources`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for d in value or ():
+            problem = _relative_path_problem(d, glob=False)
+            if problem:
+                raise InvalidFieldException(f"The `include_dirs` field of {address}: {d!r} {problem}.")
+        return value
+
+
+SYSTEM_SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
+
+
+class SystemDirectorySourcesField(StringSequenceField):
+    alias = "sources"
+    default = ()
+    help = help_text(
+        """
+        Files of the snapshot, relative to `path`, compiled as library sources (C for `.c`,
+        C++17 for `.cc`, `.cpp`, `.cxx`) once per platform, profile and libc, with this
+        target's `include_dirs` only (so every archive shares the objects), and linked into
+        every test binary of an archive that depends on this target. For GoogleTest:
+        `["src/gtest-all.cc", "src/gtest_main.cc"]`. Header-only frameworks (Catch2,
+        doctest) list none.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for f in value or ():
+            problem = _relative_path_problem(f, glob=False)
+            if problem is None and any(c in f for c in "*?[]!"):
+                problem = "is a glob; list files"
+            if problem is None and not f.endswith(SYSTEM_SOURCE_SUFFIXES):
+                problem = f"does not end in one of {', '.join(SYSTEM_SOURCE_SUFFIXES)}"
+            if problem:
+                raise InvalidFieldException(f"The `sources` field of {address}: {f!r} {problem}.")
+        return value
+
+
+class SystemDirectoryLinkOptionsField(StringSequenceField):
+    alias = "linkopts"
+    default = ()
+    help = help_text(
+        """
+        Linker flags added to every test binary linked with this directory's objects, after
+        the objects (GoogleTest: `-lpthread`, which zig's libcs also link without being asked).
+        """
+    )
+
+
+class SystemDirectoryPackageField(StringField):
+    alias = "package"
+    help = help_text(
+        """
+        The system package that provides `path` (`googletest` on Debian), named in the error
+        when the directory is missing so the fix is one `apt-get install`.
+        """
+    )
+
+
+class CrossbuildSystemDirectoryTarget(Target):
+    alias = "crossbuild_system_directory"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        SystemDirectoryPathField,
+        SystemDirectoryGlobsField,
+        SystemDirectoryDigestField,
+        SystemDirectoryIncludeDirsField,
+        SystemDirectorySourcesField,
+        SystemDirectoryLinkOptionsField,
+        SystemDirectoryPackageField,
+    )
+    help = help_text(
+        """
+        Files from a directory of this machine outside the build root (a test framework's
+        sources and headers from a system package, such as `/usr/src/googletest/googletest`),
+        pinned by digest. Each run copies the files `globs` selects into a snapshot (on this
+        machine, uncached, since the machine's copy can change), stops with an error if the
+        directory is missing or its snapshot differs from `digest`, and otherwise gives the
+        snapshot to the builds of `crossbuild_test_archive`s that depend on it: its files are
+        inputs of every compile (so they reach remote executors through the CAS, like any
+        source), `include_dirs` go on the include path, `sources` are compiled once per
+        platform and profile and linked, with `linkopts`, into every test binary.
+        `pants crossbuild-pins ADDRESSES` prints each directory's digest and whether it
+        matches its pin.
         """
     )
 
