@@ -44,12 +44,10 @@ from security_measure import (
     READY_TIMEOUT_SECONDS,
     Server,
     action_digest,
-    alternate_slices,
     bench_updates,
+    latency_figures,
     per_call_us,
-    percentile,
     realistic_result,
-    store,
 )
 
 # Execute calls per slice when alternating between the bridges.
@@ -192,24 +190,11 @@ def bench_execute(servers: Sequence[Server], workload: Workload, results: Dict[s
         except Exception as exc:  # noqa: BLE001 - reported in the table
             server.errors["execute_p50_ms"] = describe(exc)
 
-    def execute(server: Server, part: Sequence[int]) -> List[float]:
-        stub = stubs[server.name]
-        samples = []
-        for _ in part:
-            start = time.perf_counter()
-            for _operation in stub.Execute(request):
-                pass
-            samples.append((time.perf_counter() - start) * 1000)
-        return samples
+    def execute(server: Server) -> None:
+        for _operation in stubs[server.name].Execute(request):
+            pass
 
-    live = [server for server in servers if server.name in stubs]
-    tallies = alternate_slices(live, "execute_p50_ms", range(workload.execute_calls), EXECUTE_SLICE, execute)
-    samples = {s.name: tallies[s.name].samples if s.name in tallies else [] for s in servers}
-    for server in servers:
-        if "execute_p50_ms" in server.errors:
-            server.errors["execute_p95_ms"] = server.errors["execute_p50_ms"]
-    store(results, servers, "execute_p50_ms", samples, statistics.median)
-    store(results, servers, "execute_p95_ms", samples, lambda s: percentile(s, 0.95))
+    latency_figures(servers, results, "execute", workload.execute_calls, EXECUTE_SLICE, execute)
 
 
 # --- the interceptor alone ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 from cas_measure import Figures, value
 from cas_report import fmt_ratio, ratio, render_table
 from observability_measure import DESCRIPTIONS, LABELS, RENDER_BUDGET_MS, SERVERS, Workload
-from security_report import cell
+from security_report import cell, print_header
 
 # Metrics on against metrics off, measured in the same run: at most 5% slower.
 SLOWER_BY = 0.05
@@ -121,16 +121,8 @@ def scrape_line(results: Dict[str, Figures]) -> str:
 def print_report(
     workload: Workload, results: Dict[str, Figures], work_dir: Path, load_before: float
 ) -> None:
-    load_after = os.getloadavg()[0]
-    print()
-    print(f"Observability benchmark: {os.cpu_count()} cores, shared by the client and both bridges;")
-    print(f"state dirs and config files under {work_dir}.")
-    print(
-        f"1-minute load average: {load_before:.2f} at the start, {load_after:.2f} at the end "
-        "(other work skews every figure)"
-    )
-    for name in SERVERS:
-        print(f"  {LABELS[name]}: {DESCRIPTIONS[name]}")
+    print_header("Observability benchmark", f"state dirs and config files under {work_dir}.", load_before,
+                 [(LABELS[name], DESCRIPTIONS[name]) for name in SERVERS])
     print(render_table(table_rows(workload, results)))
     print(
         "on/off: the metrics-on bridge's figure over the metrics-off one's, measured in the same run "

@@ -239,6 +239,33 @@ def store(
             results[server.name][key] = Figure(value=reduce(samples[server.name]))
 
 
+def latency_figures(
+    servers: Sequence[Server], results: Dict[str, Figures], prefix: str, calls: int, slice_size: int,
+    call: Callable[[Server], object],
+) -> None:
+    """`call` made `calls` times per server, slices alternating between them; its round-trip
+    p50 and p95 in ms stored as PREFIX_p50_ms and PREFIX_p95_ms. A server `call` cannot be made
+    on (an error recorded under PREFIX_p50_ms during set-up) gets the same error for both."""
+    p50, p95 = f"{prefix}_p50_ms", f"{prefix}_p95_ms"
+
+    def timed_calls(server: Server, part: Sequence[int]) -> List[float]:
+        samples = []
+        for _ in part:
+            start = time.perf_counter()
+            call(server)
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    live = [server for server in servers if p50 not in server.errors]
+    tallies = alternate_slices(live, p50, range(calls), slice_size, timed_calls)
+    samples = {s.name: tallies[s.name].samples if s.name in tallies else [] for s in servers}
+    for server in servers:
+        if p50 in server.errors:
+            server.errors[p95] = server.errors[p50]
+    store(results, servers, p50, samples, statistics.median)
+    store(results, servers, p95, samples, lambda s: percentile(s, 0.95))
+
+
 def percentile(samples: List[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -445,23 +472,7 @@ def bench_get_action_result(
 
     interleaved(servers, "ac_p50_ms", 1, prepare)
 
-    def get(server: Server, part: Sequence[int]) -> List[float]:
-        stub = stubs[server.name]
-        samples = []
-        for _ in part:
-            start = time.perf_counter()
-            stub.GetActionResult(request)
-            samples.append((time.perf_counter() - start) * 1000)
-        return samples
-
-    live = [server for server in servers if server.name in stubs]
-    tallies = alternate_slices(live, "ac_p50_ms", range(workload.ac_calls), AC_SLICE, get)
-    samples = {s.name: tallies[s.name].samples if s.name in tallies else [] for s in servers}
-    for server in servers:
-        if "ac_p50_ms" in server.errors:
-            server.errors["ac_p95_ms"] = server.errors["ac_p50_ms"]
-    store(results, servers, "ac_p50_ms", samples, statistics.median)
-    store(results, servers, "ac_p95_ms", samples, lambda s: percentile(s, 0.95))
+    latency_figures(servers, results, "ac", workload.ac_calls, AC_SLICE, lambda server: stubs[server.name].GetActionResult(request))
 
 
 # --- the run -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from cas_measure import Figures, value
 from cas_report import fmt_ratio, ratio, render_table
@@ -86,19 +86,26 @@ def error_lines(results: Dict[str, Figures]) -> List[str]:
     return lines
 
 
-def print_report(
-    workload: Workload, results: Dict[str, Figures], work_dir: Path, load_before: float
-) -> None:
+def print_header(title: str, where: str, load_before: float, servers: Sequence[Tuple[str, str]]) -> None:
+    """The lines every two-bridge benchmark starts with: the machine, where its files are, the
+    load before and now, and what each bridge is."""
     load_after = os.getloadavg()[0]
     print()
-    print(f"Security benchmark: {os.cpu_count()} cores, shared by the client and both bridges;")
-    print(f"state dirs, certificates and the token under {work_dir}.")
+    print(f"{title}: {os.cpu_count()} cores, shared by the client and both bridges;")
+    print(where)
     print(
         f"1-minute load average: {load_before:.2f} at the start, {load_after:.2f} at the end "
         "(other work skews every figure)"
     )
-    for name in SERVERS:
-        print(f"  {LABELS[name]}: {DESCRIPTIONS[name]}")
+    for label, description in servers:
+        print(f"  {label}: {description}")
+
+
+def print_report(
+    workload: Workload, results: Dict[str, Figures], work_dir: Path, load_before: float
+) -> None:
+    print_header("Security benchmark", f"state dirs, certificates and the token under {work_dir}.", load_before,
+                 [(LABELS[name], DESCRIPTIONS[name]) for name in SERVERS])
     print(render_table(table_rows(workload, results)))
     print(
         "secure/plain: the secure bridge's figure over the plain one's, measured in the same run "
