@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 from cas_measure import Figures, value
 from cas_report import fmt_ratio, ratio, render_table
 from observability_measure import DESCRIPTIONS, LABELS, RENDER_BUDGET_MS, SERVERS, Workload
-from security_report import cell, print_header
+from security_report import cell, print_header, verdict
 
 # Metrics on against metrics off, measured in the same run: at most 5% slower.
 SLOWER_BY = 0.05
@@ -63,14 +63,10 @@ def page_titles(workload: Workload) -> Dict[str, str]:
 
 def evaluate(key: str, results: Dict[str, Figures]) -> Tuple[Optional[float], str]:
     """on / off for a targeted figure, and PASS, MISS or n/a."""
-    on, off = value(results.get("on"), key), value(results.get("off"), key)
-    if on is None:
-        return None, "MISS (error)"
-    r = ratio(on, off)
-    if r is None:
-        return None, "n/a"
-    ok = r >= 1 - SLOWER_BY if TARGET_FIGURES[key] else r <= 1 + SLOWER_BY
-    return r, "PASS" if ok else "MISS"
+    higher_is_better = TARGET_FIGURES[key]
+    return verdict(
+        key, results, "on", "off", lambda r: r >= 1 - SLOWER_BY if higher_is_better else r <= 1 + SLOWER_BY
+    )
 
 
 def table_rows(workload: Workload, results: Dict[str, Figures]) -> List[List[str]]:

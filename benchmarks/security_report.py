@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cas_measure import Figures, value
 from cas_report import fmt_ratio, ratio, render_table
@@ -38,15 +38,22 @@ def row_titles(workload: Workload) -> Dict[str, str]:
     }
 
 
-def evaluate(key: str, results: Dict[str, Figures]) -> Tuple[Optional[float], str]:
-    """secure / plain for a targeted figure, and PASS, MISS or n/a."""
-    secure, plain = value(results.get("secure"), key), value(results.get("plain"), key)
-    if secure is None:
+def verdict(
+    key: str, results: Dict[str, Figures], measured: str, baseline: str, meets: Callable[[float], bool]
+) -> Tuple[Optional[float], str]:
+    """measured / baseline for a targeted figure, and PASS (`meets` the ratio), MISS or n/a."""
+    figure, base = value(results.get(measured), key), value(results.get(baseline), key)
+    if figure is None:
         return None, "MISS (error)"
-    r = ratio(secure, plain)
+    r = ratio(figure, base)
     if r is None:
         return None, "n/a"
-    return r, "PASS" if r >= TARGET_FACTOR else "MISS"
+    return r, "PASS" if meets(r) else "MISS"
+
+
+def evaluate(key: str, results: Dict[str, Figures]) -> Tuple[Optional[float], str]:
+    """secure / plain for a targeted figure, and PASS, MISS or n/a."""
+    return verdict(key, results, "secure", "plain", lambda r: r >= TARGET_FACTOR)
 
 
 def cell(figures: Optional[Figures], key: str) -> str:

@@ -34,18 +34,26 @@ class Credentials:
     method: str
 
 
-def credentials_of(context) -> Credentials:
-    bearer = None
+def bearer_of(context) -> Optional[str]:
+    """The call's bearer token; None without an authorization header, "" for one that is not
+    `Bearer TOKEN`."""
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             scheme, _, token = value.partition(" ")
-            bearer = token.strip() if scheme.lower() == "bearer" else ""
-            break
-    name = None
-    auth = context.auth_context() or {}
-    names = auth.get("x509_common_name") or ()
-    if names:
-        name = names[0].decode() if isinstance(names[0], bytes) else str(names[0])
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def certificate_name_of(context) -> Optional[str]:
+    """The common name of the call's verified client certificate, if it presented one."""
+    names = (context.auth_context() or {}).get("x509_common_name") or ()
+    if not names:
+        return None
+    return names[0].decode() if isinstance(names[0], bytes) else str(names[0])
+
+
+def credentials_of(context) -> Credentials:
+    bearer, name = bearer_of(context), certificate_name_of(context)
     method = ""
     try:
         method = context._rpc_event.call_details.method.decode()  # noqa: SLF001 - for messages only

@@ -14,6 +14,8 @@ from typing import Callable, Dict, Optional
 
 import grpc
 
+from reapi_bridge.auth.authorizer import bearer_of, certificate_name_of
+
 _UPLOADS = {
     "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs",
     "/google.bytestream.ByteStream/Write",
@@ -21,14 +23,13 @@ _UPLOADS = {
 
 
 def client_key(context) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            parts = value.split(" ", 1)[-1].strip().split(".")
-            return f"token:{parts[1]}" if len(parts) == 3 else "token:malformed"
-    names = (context.auth_context() or {}).get("x509_common_name") or ()
-    if names:
-        name = names[0]
-        return f"certificate:{name.decode() if isinstance(name, bytes) else name}"
+    bearer = bearer_of(context)
+    if bearer is not None:
+        parts = bearer.split(".")
+        return f"token:{parts[1]}" if len(parts) == 3 else "token:malformed"
+    name = certificate_name_of(context)
+    if name is not None:
+        return f"certificate:{name}"
     peer = context.peer() or ""
     return "address:" + peer.rsplit(":", 1)[0]
 

@@ -99,6 +99,6 @@ def prepare(state_dir: Path, bridge_dir: Path, listen: str, user_config: Optiona
     data["executor_keys"] = [
         {"id": k.key_id, "public_key": public_key_text(k.public), "executor": f"local-{isa}", "revoked": False}
         for isa, k in keys.items()
-    ] + [k for k in data.get("executor_keys", []) if k.get("executor", "").startswith("local-") is False]
+    ] + [k for k in data.get("executor_keys", []) if not k.get("executor", "").startswith("local-")]
     files.config.write_text(toml.dumps(data))
     return files
